@@ -1,0 +1,179 @@
+//! [`CampaignActor`]: the single owner of one campaign's state.
+//!
+//! Every decision about a campaign (issue or refuse) is made here, one message at a
+//! time, against the in-memory [`Ledger`]. The actor never waits for the disk: it hands
+//! each decision's writes and its reply to the [`Committer`](firstcome_storage::Committer)
+//! and takes the next message. The reply leaves when the committer has flushed the batch
+//! that holds the decision (and everything decided before it), so the caller never hears
+//! of a coupon that a crash could take back, nor of a refusal that recovery would not
+//! repeat.
+
+use std::sync::Arc;
+
+use firstcome_storage::{CampaignRecord, CouponRecord, CouponStatus, Writes};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::engine::Shared;
+use crate::ids::coupon_id;
+use crate::ledger::{Decision, Ledger};
+use crate::model::{self, CampaignView, Coupon, IssueOutcome};
+use crate::EngineError;
+
+pub type Reply<T> = RpcReplyPort<Result<T, EngineError>>;
+
+pub enum CampaignMsg {
+    Issue { user_id: String, reply: Reply<IssueOutcome> },
+    Get(Reply<CampaignView>),
+}
+
+/// The actor. It holds only read-only configuration; the mutable state is
+/// [`CampaignState`], built in `pre_start`.
+pub struct CampaignActor {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub struct CampaignState {
+    record: CampaignRecord,
+    ledger: Ledger,
+}
+
+impl CampaignActor {
+    /// Sends `value` to `reply` once every write submitted so far, `writes` included,
+    /// is durable; an error instead if the commit failed.
+    fn reply_when_durable<T: Send + 'static>(
+        &self,
+        writes: Writes,
+        reply: Reply<T>,
+        value: Result<T, EngineError>,
+    ) {
+        self.shared.committer.submit(
+            writes,
+            Box::new(move |committed| {
+                let answer = match committed {
+                    Ok(()) => value,
+                    Err(e) => Err(EngineError::Storage(e)),
+                };
+                // The caller may have gone (client disconnected): nothing to do then.
+                let _ = reply.send(answer);
+            }),
+        );
+    }
+
+    fn view(&self, state: &CampaignState) -> CampaignView {
+        let issued = state.ledger.issued();
+        CampaignView {
+            status: model::status(&state.record, issued, self.shared.clock.now()),
+            issued,
+            record: state.record.clone(),
+        }
+    }
+
+    fn issue(
+        &self,
+        state: &mut CampaignState,
+        user_id: String,
+        reply: Reply<IssueOutcome>,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = self.shared.clock.now();
+        if let Err(reason) = model::window(&state.record, now) {
+            self.reply_when_durable(Writes::new(), reply, Ok(IssueOutcome::NotActive(reason)));
+            return Ok(());
+        }
+        let rec = &state.record;
+        let seq = match state.ledger.decide(&user_id) {
+            Decision::Issue { seq } => seq,
+            Decision::AlreadyIssued(seqs) => {
+                let coupon_ids = seqs.iter().map(|s| coupon_id(&rec.id, *s)).collect();
+                self.reply_when_durable(
+                    Writes::new(),
+                    reply,
+                    Ok(IssueOutcome::AlreadyIssued { coupon_ids }),
+                );
+                return Ok(());
+            }
+            Decision::SoldOut => {
+                self.reply_when_durable(Writes::new(), reply, Ok(IssueOutcome::SoldOut));
+                return Ok(());
+            }
+        };
+        let issued_at = now.as_microsecond();
+        let coupon = CouponRecord {
+            campaign_id: rec.id.clone(),
+            seq,
+            code: self.shared.codes.code(rec.ordinal, seq),
+            user_id,
+            issued_at,
+            expires_at: model::expires_at(rec, issued_at),
+            status: CouponStatus::Issued,
+        };
+        let mut writes = Writes::new();
+        // An encoding failure here would leave the ledger ahead of the store: fail the
+        // actor (`?`) so that the supervisor rebuilds it from what is durable.
+        writes.put_coupon(&coupon)?;
+        for chunk in state.ledger.take_full_chunks() {
+            writes.put_holder_chunk(&rec.id, chunk.chunk, &chunk.users)?;
+        }
+        self.reply_when_durable(writes, reply, Ok(IssueOutcome::Issued(Coupon::from(coupon))));
+        Ok(())
+    }
+}
+
+impl Actor for CampaignActor {
+    type Msg = CampaignMsg;
+    type State = CampaignState;
+    type Arguments = CampaignRecord;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        record: CampaignRecord,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let store = self.shared.store.clone();
+        let id = record.id.clone();
+        let started = std::time::Instant::now();
+        // Reading up to a million holders is blocking I/O: keep it off the async workers.
+        let recovered = tokio::task::spawn_blocking(move || store.recover_holders(&id)).await??;
+        let from_chunks = recovered.from_chunks;
+        let mut ledger = Ledger::recover(record.total_stock, record.per_user_limit, recovered);
+        tracing::debug!(
+            campaign = %record.id,
+            issued = ledger.issued(),
+            from_chunks,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "campaign recovered"
+        );
+        // Chunks that filled up but whose write was lost in a crash.
+        let chunks = ledger.take_full_chunks();
+        if !chunks.is_empty() {
+            let mut writes = Writes::new();
+            for c in chunks {
+                writes.put_holder_chunk(&record.id, c.chunk, &c.users)?;
+            }
+            self.shared.committer.submit(
+                writes,
+                Box::new(|r| {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "rewriting holder chunks failed");
+                    }
+                }),
+            );
+        }
+        Ok(CampaignState { record, ledger })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            CampaignMsg::Issue { user_id, reply } => self.issue(state, user_id, reply)?,
+            CampaignMsg::Get(reply) => {
+                let view = self.view(state);
+                self.reply_when_durable(Writes::new(), reply, Ok(view));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! [`Engine`]: the engine's front door, used by the API, the benches and the tests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use firstcome_storage::{Committer, CommitterConfig, Store, StorageError, Writes};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use rand::RngCore;
+
+use crate::campaign::CampaignMsg;
+use crate::clock::Clock;
+use crate::codes::CouponCodes;
+use crate::ids::{is_campaign_id, parse_coupon_id};
+use crate::model::{CampaignView, Coupon, IssueOutcome, NewCampaign};
+use crate::supervisor::{CampaignSupervisor, SupervisorMsg};
+use crate::EngineError;
+
+/// What every actor of one engine shares: read-only handles, and the directory of
+/// campaign actors.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) committer: Committer,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) codes: CouponCodes,
+    /// Campaign id -> its actor. A std RwLock, not a Tokio one: no await happens while
+    /// it is held. It guards the directory only, never campaign state: all of that
+    /// lives inside the actors.
+    directory: RwLock<HashMap<String, ActorRef<CampaignMsg>>>,
+}
+
+impl Shared {
+    pub(crate) fn register(&self, id: String, actor: ActorRef<CampaignMsg>) {
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, actor);
+    }
+
+    fn lookup(&self, id: &str) -> Option<ActorRef<CampaignMsg>> {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
+
+/// Submits `writes` and waits until they are durable.
+pub(crate) async fn commit(committer: &Committer, writes: Writes) -> Result<(), StorageError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    committer.submit(
+        writes,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.await.unwrap_or(Err(StorageError::CommitterStopped))
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub committer: CommitterConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            committer: CommitterConfig::default(),
+        }
+    }
+}
+
+/// A running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    supervisor: ActorRef<SupervisorMsg>,
+}
+
+impl Engine {
+    /// Recovers every campaign in `store` (each actor rebuilds its own state) and
+    /// starts the committer. Returns when all campaigns are ready to answer.
+    pub async fn start(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let key = store.meta_or_init("code_key", || {
+            let mut k = vec![0u8; 16];
+            rand::rng().fill_bytes(&mut k);
+            k
+        })?;
+        let key: [u8; 16] = key.try_into().map_err(|_| StorageError::Corrupt {
+            what: "code key",
+            detail: "not 16 bytes".into(),
+        })?;
+        let records = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.campaigns(None, usize::MAX))
+                .await
+                .map_err(|e| EngineError::Actor(e.to_string()))??
+        };
+        let committer = Committer::start(store.clone(), config.committer);
+        let shared = Arc::new(Shared {
+            store,
+            committer,
+            clock,
+            codes: CouponCodes::from_key(key),
+            directory: RwLock::new(HashMap::new()),
+        });
+        let started = Instant::now();
+        let count = records.len();
+        let (supervisor, _) = Actor::spawn(
+            None,
+            CampaignSupervisor {
+                shared: shared.clone(),
+            },
+            records,
+        )
+        .await
+        .map_err(|e| {
+            shared.committer.shutdown();
+            EngineError::Actor(e.to_string())
+        })?;
+        tracing::info!(
+            campaigns = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "engine recovered"
+        );
+        Ok(Engine { shared, supervisor })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
+    /// False once the store has failed a commit: this process writes nothing more.
+    pub fn is_healthy(&self) -> bool {
+        self.shared.committer.is_healthy()
+    }
+
+    pub async fn create_campaign(&self, spec: NewCampaign) -> Result<CampaignView, EngineError> {
+        match self
+            .supervisor
+            .call(|reply| SupervisorMsg::Create(spec, reply), None)
+            .await
+        {
+            Ok(CallResult::Success(r)) => r,
+            _ => Err(EngineError::Unavailable("supervisor".into())),
+        }
+    }
+
+    fn actor(&self, campaign_id: &str) -> Result<ActorRef<CampaignMsg>, EngineError> {
+        if !is_campaign_id(campaign_id) {
+            return Err(EngineError::CampaignNotFound);
+        }
+        self.shared
+            .lookup(campaign_id)
+            .ok_or(EngineError::CampaignNotFound)
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        campaign_id: &str,
+        msg: impl FnOnce(crate::campaign::Reply<T>) -> CampaignMsg,
+    ) -> Result<T, EngineError> {
+        let actor = self.actor(campaign_id)?;
+        match actor.call(msg, None).await {
+            Ok(CallResult::Success(r)) => r,
+            // The actor died with the request in its mailbox, or is gone.
+            _ => Err(EngineError::Unavailable(campaign_id.to_string())),
+        }
+    }
+
+    /// The live view of one campaign.
+    pub async fn campaign(&self, campaign_id: &str) -> Result<CampaignView, EngineError> {
+        self.call(campaign_id, CampaignMsg::Get).await
+    }
+
+    /// Up to `limit` campaigns in id order after `after`, and whether more follow.
+    pub async fn campaigns(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<CampaignView>, bool), EngineError> {
+        let store = self.shared.store.clone();
+        let after = after.map(str::to_string);
+        let records = tokio::task::spawn_blocking(move || store.campaigns(after.as_deref(), limit + 1))
+            .await
+            .map_err(|e| EngineError::Actor(e.to_string()))??;
+        let more = records.len() > limit;
+        let mut views = Vec::with_capacity(limit.min(records.len()));
+        for r in records.into_iter().take(limit) {
+            views.push(self.campaign(&r.id).await?);
+        }
+        Ok((views, more))
+    }
+
+    /// Decides one issue request; the answer reflects durable state.
+    pub async fn issue(&self, campaign_id: &str, user_id: &str) -> Result<IssueOutcome, EngineError> {
+        let started = Instant::now();
+        let user_id = user_id.to_string();
+        let result = self
+            .call(campaign_id, |reply| CampaignMsg::Issue { user_id, reply })
+            .await;
+        let outcome = match &result {
+            Ok(o) => o.code(),
+            Err(EngineError::CampaignNotFound) => "campaign_not_found",
+            Err(_) => "error",
+        };
+        metrics::counter!("firstcome_issue_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("firstcome_issue_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// One coupon by id, as stored.
+    pub fn coupon(&self, coupon_id: &str) -> Result<Coupon, EngineError> {
+        let (cid, seq) = parse_coupon_id(coupon_id).ok_or(EngineError::CouponNotFound)?;
+        self.shared
+            .store
+            .coupon(cid, seq)?
+            .map(Coupon::from)
+            .ok_or(EngineError::CouponNotFound)
+    }
+
+    /// A user's coupons, `limit` at a time after the coupon id `after`, and whether
+    /// more follow.
+    pub fn user_coupons(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Coupon>, bool), EngineError> {
+        let after = match after {
+            Some(a) => Some(parse_coupon_id(a).ok_or(EngineError::CouponNotFound)?),
+            None => None,
+        };
+        let mut records = self.shared.store.user_coupons(user_id, after, limit + 1)?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        Ok((records.into_iter().map(Coupon::from).collect(), more))
+    }
+
+    /// Stops the campaign actors once their mailboxes are empty, then commits and
+    /// flushes everything queued and stops the committer. Call it after the API has
+    /// stopped taking requests.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.supervisor
+            .get_cell()
+            .drain_children_and_wait(Some(timeout))
+            .await;
+        let _ = self.supervisor.stop_and_wait(None, Some(timeout)).await;
+        self.shared
+            .directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let committer = self.shared.committer.clone();
+        let _ = tokio::task::spawn_blocking(move || committer.shutdown()).await;
+    }
+}

@@ -1,0 +1,182 @@
+//! [`CampaignSupervisor`]: creates campaign actors, and restarts one that fails.
+//!
+//! ractor's default supervision stops the supervisor when any child exits, which would
+//! take every campaign down with one. This supervisor restarts the failed campaign only:
+//! a fresh actor rebuilds its state from what is durable, which is exactly what a
+//! process restart would do, just for one campaign.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use firstcome_storage::{CampaignRecord, Writes};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use crate::campaign::{CampaignActor, Reply};
+use crate::engine::{Shared, commit};
+use crate::model::{CampaignStatus, CampaignView, NewCampaign};
+use crate::{EngineError, ids};
+
+const NEXT_ORDINAL: &str = "next_ordinal";
+
+pub enum SupervisorMsg {
+    Create(NewCampaign, Reply<CampaignView>),
+}
+
+pub struct CampaignSupervisor {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub struct SupervisorState {
+    campaign_of: HashMap<ActorId, String>,
+    next_ordinal: u64,
+}
+
+impl CampaignSupervisor {
+    async fn spawn_campaign(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+        record: CampaignRecord,
+    ) -> Result<(), ActorProcessingErr> {
+        let id = record.id.clone();
+        let (actor, _) = Actor::spawn_linked(
+            None,
+            CampaignActor {
+                shared: self.shared.clone(),
+            },
+            record,
+            myself.get_cell(),
+        )
+        .await?;
+        state.campaign_of.insert(actor.get_id(), id.clone());
+        self.shared.register(id, actor);
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+        spec: NewCampaign,
+    ) -> Result<CampaignView, EngineError> {
+        let now = self.shared.clock.now();
+        spec.validate(now)?;
+        let ordinal = state.next_ordinal;
+        if ordinal >= 1 << 32 {
+            return Err(EngineError::InvalidCampaign(
+                "this server has created the most campaigns it can".into(),
+            ));
+        }
+        let record = spec.into_record(ids::new_campaign_id(), ordinal, now);
+        let mut writes = Writes::new();
+        writes.put_campaign(&record)?;
+        writes.put_meta(NEXT_ORDINAL, &(ordinal + 1).to_be_bytes());
+        commit(&self.shared.committer, writes).await?;
+        state.next_ordinal += 1;
+        let view = CampaignView {
+            status: crate::model::status(&record, 0, now),
+            issued: 0,
+            record: record.clone(),
+        };
+        self.spawn_campaign(myself, state, record)
+            .await
+            .map_err(|e| EngineError::Actor(e.to_string()))?;
+        metrics::gauge!("firstcome_campaigns").set(state.campaign_of.len() as f64);
+        debug_assert_ne!(view.status, CampaignStatus::SoldOut);
+        Ok(view)
+    }
+}
+
+impl Actor for CampaignSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    /// The campaigns found in the store at start-up.
+    type Arguments = Vec<CampaignRecord>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        records: Vec<CampaignRecord>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let stored = self
+            .shared
+            .store
+            .meta(NEXT_ORDINAL)?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let past_max = records.iter().map(|r| r.ordinal + 1).max().unwrap_or(0);
+        let mut state = SupervisorState {
+            campaign_of: HashMap::with_capacity(records.len()),
+            next_ordinal: stored.max(past_max),
+        };
+        for record in records {
+            self.spawn_campaign(&myself, &mut state, record).await?;
+        }
+        metrics::gauge!("firstcome_campaigns").set(state.campaign_of.len() as f64);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMsg::Create(spec, reply) => {
+                let result = self.create(&myself, state, spec).await;
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                self.restart(&myself, state, cell, err.to_string()).await;
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                // A normal stop (shutdown): forget it, restart nothing.
+                if let Some(id) = state.campaign_of.remove(&cell.get_id()) {
+                    tracing::debug!(campaign = %id, ?reason, "campaign actor stopped");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl CampaignSupervisor {
+    async fn restart(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+        cell: ActorCell,
+        error: String,
+    ) {
+        let Some(id) = state.campaign_of.remove(&cell.get_id()) else {
+            return;
+        };
+        metrics::counter!("firstcome_campaign_restarts_total").increment(1);
+        tracing::error!(campaign = %id, %error, "campaign actor failed; restarting it from the store");
+        let record = match self.shared.store.campaign(&id) {
+            Ok(Some(r)) => r,
+            other => {
+                // The dead actor stays registered: requests get "unavailable", never
+                // "not found", for a campaign that exists.
+                tracing::error!(campaign = %id, ?other, "cannot reload the campaign; it stays unavailable");
+                return;
+            }
+        };
+        if let Err(e) = self.spawn_campaign(myself, state, record).await {
+            tracing::error!(campaign = %id, error = %e, "restart failed; the campaign stays unavailable");
+        }
+    }
+}

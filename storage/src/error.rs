@@ -1,0 +1,23 @@
+use std::sync::Arc;
+
+/// Everything that can go wrong below the engine.
+///
+/// `Clone` because one failed group commit fails every request in the batch, and each
+/// of them gets the same error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    #[error("sled: {0}")]
+    Sled(Arc<sled::Error>),
+    #[error("a stored record could not be decoded ({what}): {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("a record could not be encoded: {0}")]
+    Encode(String),
+    #[error("the committer has stopped")]
+    CommitterStopped,
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(e: sled::Error) -> Self {
+        StorageError::Sled(Arc::new(e))
+    }
+}

@@ -1,0 +1,75 @@
+//! Key construction. One byte of kind, then fixed-width or NUL-terminated parts, so
+//! that prefix scans and numeric order both work on raw bytes.
+
+pub(crate) const CAMPAIGN: u8 = b'c';
+pub(crate) const COUPON: u8 = b'k';
+pub(crate) const USER_INDEX: u8 = b'u';
+pub(crate) const HOLDER_CHUNK: u8 = b'h';
+pub(crate) const META: u8 = b'm';
+
+pub(crate) fn campaign(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(CAMPAIGN);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+pub(crate) fn coupon_prefix(campaign_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + campaign_id.len() + 8);
+    k.push(COUPON);
+    k.extend_from_slice(campaign_id.as_bytes());
+    k
+}
+
+pub(crate) fn coupon(campaign_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = coupon_prefix(campaign_id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// User ids are printable (checked at the API), so they never contain the NUL that
+/// ends them here; a prefix scan of `u user 0x00` therefore never sees another user.
+pub(crate) fn user_prefix(user_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + user_id.len() + 24);
+    k.push(USER_INDEX);
+    k.extend_from_slice(user_id.as_bytes());
+    k.push(0);
+    k
+}
+
+pub(crate) fn user_coupon(user_id: &str, campaign_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = user_prefix(user_id);
+    k.extend_from_slice(campaign_id.as_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn holder_chunk_prefix(campaign_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + campaign_id.len() + 4);
+    k.push(HOLDER_CHUNK);
+    k.extend_from_slice(campaign_id.as_bytes());
+    k
+}
+
+pub(crate) fn holder_chunk(campaign_id: &str, chunk: u32) -> Vec<u8> {
+    let mut k = holder_chunk_prefix(campaign_id);
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+pub(crate) fn meta(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(META);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Splits the tail of a user-index key (after the user prefix) into campaign id and seq.
+pub(crate) fn split_user_coupon_tail(tail: &[u8]) -> Option<(&str, u64)> {
+    if tail.len() < 8 {
+        return None;
+    }
+    let (cid, seq) = tail.split_at(tail.len() - 8);
+    let cid = std::str::from_utf8(cid).ok()?;
+    Some((cid, u64::from_be_bytes(seq.try_into().ok()?)))
+}

@@ -1,0 +1,37 @@
+//! # firstcome-storage
+//!
+//! Owns everything firstcome keeps on disk: the sled database, the key layout, the
+//! versioned bincode encoding of records, and the [`Committer`], the one writer that
+//! turns the pending writes of all campaign actors into group commits (one sled batch,
+//! one flush, then all their completions).
+//!
+//! It knows nothing of actors or HTTP. The API it offers is deliberately narrow (typed
+//! reads, a [`Writes`] list, the committer) so that sled could be replaced inside this
+//! crate alone.
+//!
+//! ## Key layout
+//! Everything lives in one sled tree, so that a whole decision (a coupon, its user
+//! index entry, a holder chunk) is one atomic `apply_batch`. Keys start with a one-byte
+//! kind; integers are big-endian so keys sort numerically.
+//!
+//! | key | value |
+//! |---|---|
+//! | `c` campaign_id | [`CampaignRecord`] |
+//! | `k` campaign_id seq(u64) | [`CouponRecord`] |
+//! | `u` user_id 0x00 campaign_id seq(u64) | empty: the user's coupon index |
+//! | `h` campaign_id chunk(u32) | holder chunk: the user ids of seqs `chunk*HOLDER_CHUNK ..` |
+//! | `m` name | metadata (the code key, the campaign ordinal counter) |
+
+mod committer;
+mod error;
+mod keys;
+mod records;
+mod store;
+
+pub use committer::{Committer, CommitterConfig, Completion};
+pub use error::StorageError;
+pub use records::{
+    CampaignRecord, CouponRecord, CouponStatus, Discount, DiscountKind, Validity,
+    CAMPAIGN_ID_LEN,
+};
+pub use store::{Recovered, Store, StoreConfig, Writes, HOLDER_CHUNK};

@@ -1,0 +1,284 @@
+use std::path::PathBuf;
+
+use crate::{CampaignRecord, CouponRecord, StorageError, keys, records};
+
+/// How many coupons one holder chunk covers. When a campaign has issued a multiple of
+/// this, its actor writes the chunk: the user ids of those coupons in seq order, in one
+/// value. Recovery reads chunks (a few large values) instead of every coupon record,
+/// and only scans the coupons after the last chunk.
+pub const HOLDER_CHUNK: u64 = 65_536;
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `None` opens a temporary database that disappears when dropped (tests, benches).
+    pub path: Option<PathBuf>,
+    /// sled's page cache in bytes. sled's own default is 1 GiB, too much for a
+    /// service that shares its machine.
+    pub cache_capacity: u64,
+}
+
+impl StoreConfig {
+    pub fn temporary() -> Self {
+        StoreConfig {
+            path: None,
+            cache_capacity: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The database. Cheap to clone (sled handles are reference counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+/// What recovery found for one campaign: the holder of every durable coupon, by seq.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub holders: Vec<String>,
+    /// How many of them came from holder chunks (the rest from coupon records).
+    pub from_chunks: u64,
+}
+
+/// A list of writes that the committer applies atomically, in one sled batch with the
+/// writes of other campaigns. Encoding happens here, on the caller's thread, so the
+/// committer thread only copies bytes.
+#[derive(Debug, Default)]
+pub struct Writes {
+    pub(crate) ops: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Writes {
+    pub fn new() -> Self {
+        Writes::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn put_campaign(&mut self, c: &CampaignRecord) -> Result<(), StorageError> {
+        self.ops.push((keys::campaign(&c.id), records::encode(c)?));
+        Ok(())
+    }
+
+    /// The coupon and its entry in the user's index, always together.
+    pub fn put_coupon(&mut self, c: &CouponRecord) -> Result<(), StorageError> {
+        self.ops
+            .push((keys::coupon(&c.campaign_id, c.seq), records::encode(c)?));
+        self.ops.push((
+            keys::user_coupon(&c.user_id, &c.campaign_id, c.seq),
+            Vec::new(),
+        ));
+        Ok(())
+    }
+
+    /// The holders of seqs `chunk * HOLDER_CHUNK ..` (exactly `HOLDER_CHUNK` of them).
+    pub fn put_holder_chunk<S: AsRef<str> + serde::Serialize>(
+        &mut self,
+        campaign_id: &str,
+        chunk: u32,
+        users: &[S],
+    ) -> Result<(), StorageError> {
+        debug_assert_eq!(users.len() as u64, HOLDER_CHUNK);
+        self.ops.push((
+            keys::holder_chunk(campaign_id, chunk),
+            records::encode(&users)?,
+        ));
+        Ok(())
+    }
+
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) {
+        self.ops.push((keys::meta(name), value.to_vec()));
+    }
+}
+
+impl Store {
+    pub fn open(cfg: &StoreConfig) -> Result<Store, StorageError> {
+        let mut sled_cfg = sled::Config::new()
+            .cache_capacity(cfg.cache_capacity)
+            // The committer flushes after every batch; a timer flush on top would only
+            // compete with it for the disk.
+            .flush_every_ms(None);
+        sled_cfg = match &cfg.path {
+            Some(p) => sled_cfg.path(p),
+            None => sled_cfg.temporary(true),
+        };
+        Ok(Store {
+            db: sled_cfg.open()?,
+        })
+    }
+
+    pub(crate) fn apply_and_flush(&self, batch: sled::Batch) -> Result<(), StorageError> {
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A metadata value, created (and flushed) by `init` the first time it is asked for.
+    /// Used at start-up, before the committer runs.
+    pub fn meta_or_init(
+        &self,
+        name: &str,
+        init: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>, StorageError> {
+        let key = keys::meta(name);
+        if let Some(v) = self.db.get(&key)? {
+            return Ok(v.to_vec());
+        }
+        let value = init();
+        // compare_and_swap so that a concurrent initialiser cannot overwrite ours.
+        match self.db.compare_and_swap(&key, None as Option<&[u8]>, Some(value.clone()))? {
+            Ok(()) => {
+                self.db.flush()?;
+                Ok(value)
+            }
+            Err(cas) => Ok(cas.current.map(|v| v.to_vec()).unwrap_or(value)),
+        }
+    }
+
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get(keys::meta(name))?.map(|v| v.to_vec()))
+    }
+
+    pub fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>, StorageError> {
+        self.db
+            .get(keys::campaign(id))?
+            .map(|v| records::decode("campaign", &v))
+            .transpose()
+    }
+
+    /// Campaigns in id order, starting after `after`.
+    pub fn campaigns(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CampaignRecord>, StorageError> {
+        let start = match after {
+            Some(a) => {
+                let mut k = keys::campaign(a);
+                k.push(0); // the smallest key after `a`
+                k
+            }
+            None => vec![keys::CAMPAIGN],
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(start..vec![keys::CAMPAIGN + 1]) {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = item?;
+            out.push(records::decode("campaign", &v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn coupon(&self, campaign_id: &str, seq: u64) -> Result<Option<CouponRecord>, StorageError> {
+        self.db
+            .get(keys::coupon(campaign_id, seq))?
+            .map(|v| records::decode("coupon", &v))
+            .transpose()
+    }
+
+    /// A user's coupons in (campaign id, seq) order, starting after `after`.
+    pub fn user_coupons(
+        &self,
+        user_id: &str,
+        after: Option<(&str, u64)>,
+        limit: usize,
+    ) -> Result<Vec<CouponRecord>, StorageError> {
+        let prefix = keys::user_prefix(user_id);
+        let start = match after {
+            Some((cid, seq)) => {
+                let mut k = keys::user_coupon(user_id, cid, seq);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            let Some(tail) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let (cid, seq) =
+                keys::split_user_coupon_tail(tail).ok_or_else(|| StorageError::Corrupt {
+                    what: "user index key",
+                    detail: format!("{k:?}"),
+                })?;
+            match self.coupon(cid, seq)? {
+                Some(c) => out.push(c),
+                None => {
+                    return Err(StorageError::Corrupt {
+                        what: "user index",
+                        detail: format!("points at missing coupon {cid}/{seq}"),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds the holder of every durable coupon of a campaign: holder chunks first,
+    /// then the coupon records after the last chunk. Fails if the durable coupons are
+    /// not a gap-free prefix, which the committer guarantees they are.
+    pub fn recover_holders(&self, campaign_id: &str) -> Result<Recovered, StorageError> {
+        let mut holders: Vec<String> = Vec::new();
+        for item in self.db.scan_prefix(keys::holder_chunk_prefix(campaign_id)) {
+            let (k, v) = item?;
+            let expected = (holders.len() as u64 / HOLDER_CHUNK) as u32;
+            let chunk = u32::from_be_bytes(
+                k[k.len() - 4..]
+                    .try_into()
+                    .map_err(|_| corrupt("holder chunk key", "short key"))?,
+            );
+            if chunk != expected {
+                return Err(corrupt(
+                    "holder chunks",
+                    &format!("expected chunk {expected}, found {chunk}"),
+                ));
+            }
+            let users: Vec<String> = records::decode("holder chunk", &v)?;
+            if users.len() as u64 != HOLDER_CHUNK {
+                return Err(corrupt("holder chunk", "wrong length"));
+            }
+            holders.extend(users);
+        }
+        let from_chunks = holders.len() as u64;
+        let start = keys::coupon(campaign_id, from_chunks);
+        let prefix = keys::coupon_prefix(campaign_id);
+        for item in self.db.range(start..) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let c: CouponRecord = records::decode("coupon", &v)?;
+            if c.seq != holders.len() as u64 {
+                return Err(corrupt(
+                    "coupons",
+                    &format!("gap: expected seq {}, found {}", holders.len(), c.seq),
+                ));
+            }
+            holders.push(c.user_id);
+        }
+        Ok(Recovered {
+            holders,
+            from_chunks,
+        })
+    }
+}
+
+fn corrupt(what: &'static str, detail: &str) -> StorageError {
+    StorageError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
