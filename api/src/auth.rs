@@ -1,0 +1,166 @@
+//! Bearer API keys with two scopes: `admin` (campaign management, and everything an
+//! issuer may do) and `issuer` (issue and reads).
+
+use std::path::Path;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ApiKeys {
+    pub admin_key: String,
+    pub issuer_key: String,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKeys { .. }") // never log a key
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Admin,
+    Issuer,
+}
+
+const KEYS_FILE: &str = "api-keys.toml";
+
+impl ApiKeys {
+    /// The configured keys; for any key not configured, the one kept in the data dir,
+    /// generated (and returned in the second value, to print once) on first start.
+    pub fn resolve(
+        admin: Option<String>,
+        issuer: Option<String>,
+        data_dir: &Path,
+    ) -> std::io::Result<(ApiKeys, Option<ApiKeys>)> {
+        if let (Some(admin_key), Some(issuer_key)) = (admin.clone(), issuer.clone()) {
+            return Ok((ApiKeys { admin_key, issuer_key }, None));
+        }
+        let path = data_dir.join(KEYS_FILE);
+        let (stored, generated) = match std::fs::read_to_string(&path) {
+            Ok(text) => (
+                toml::from_str::<ApiKeys>(&text)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+                None,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let keys = ApiKeys {
+                    admin_key: new_key("fca"),
+                    issuer_key: new_key("fci"),
+                };
+                write_private(&path, &toml::to_string(&keys).expect("keys serialize"))?;
+                (keys.clone(), Some(keys))
+            }
+            Err(e) => return Err(e),
+        };
+        Ok((
+            ApiKeys {
+                admin_key: admin.unwrap_or(stored.admin_key),
+                issuer_key: issuer.unwrap_or(stored.issuer_key),
+            },
+            generated,
+        ))
+    }
+
+    /// Which scope `presented` grants, comparing in constant time so that response
+    /// timing does not reveal how much of a key was right.
+    fn scope_of(&self, presented: &str) -> Option<Scope> {
+        let p = presented.as_bytes();
+        let admin: bool = p.ct_eq(self.admin_key.as_bytes()).into();
+        let issuer: bool = p.ct_eq(self.issuer_key.as_bytes()).into();
+        if admin {
+            Some(Scope::Admin)
+        } else if issuer {
+            Some(Scope::Issuer)
+        } else {
+            None
+        }
+    }
+}
+
+fn new_key(prefix: &str) -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}_{hex}")
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+fn presented_scope(parts: &Parts, state: &AppState) -> Result<Scope, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized)?;
+    let key = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    state.keys.scope_of(key.trim()).ok_or(ApiError::Unauthorized)
+}
+
+/// Extractor: the request carries the admin key.
+#[derive(Debug)]
+pub struct Admin;
+
+/// Extractor: the request carries the issuer key or the admin key.
+#[derive(Debug)]
+pub struct Issuer;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match presented_scope(parts, state)? {
+            Scope::Admin => Ok(Admin),
+            Scope::Issuer => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Issuer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        presented_scope(parts, state).map(|_| Issuer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, generated) = ApiKeys::resolve(None, None, dir.path()).unwrap();
+        assert!(generated.is_some());
+        let (again, generated) = ApiKeys::resolve(None, None, dir.path()).unwrap();
+        assert!(generated.is_none());
+        assert_eq!(first.admin_key, again.admin_key);
+        assert_ne!(first.admin_key, first.issuer_key);
+        assert_eq!(first.scope_of(&first.admin_key), Some(Scope::Admin));
+        assert_eq!(first.scope_of(&first.issuer_key), Some(Scope::Issuer));
+        assert_eq!(first.scope_of("fca_guess"), None);
+    }
+}

@@ -1,0 +1,225 @@
+//! The JSON shapes of the API. Requests deny unknown fields, so a misspelt field is a
+//! 400, not a silently ignored setting.
+
+use firstcome_engine::{
+    CampaignView, Coupon, CouponValidity, Discount, DiscountKind, NewCampaign,
+};
+use firstcome_storage::Validity;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+pub const MAX_USER_ID_CHARS: usize = 128;
+
+/// `user_id` is 1 to 128 printable characters (no control characters).
+pub fn validate_user_id(user_id: &str) -> Result<(), ApiError> {
+    let n = user_id.chars().count();
+    if n == 0 || n > MAX_USER_ID_CHARS || user_id.chars().any(char::is_control) {
+        return Err(ApiError::InvalidRequest(
+            "user_id must be 1 to 128 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaign {
+    pub name: String,
+    pub total_stock: u64,
+    pub per_user_limit: Option<u32>,
+    pub starts_at: Option<Timestamp>,
+    pub ends_at: Option<Timestamp>,
+    pub coupon_valid_for_secs: Option<u64>,
+    pub coupon_valid_until: Option<Timestamp>,
+    pub store_id: Option<String>,
+    pub discount: Option<DiscountJson>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscountKindJson {
+    Fixed,
+    Percent,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscountJson {
+    pub kind: DiscountKindJson,
+    pub value: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_order_amount: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_discount_amount: Option<u64>,
+}
+
+impl From<&Discount> for DiscountJson {
+    fn from(d: &Discount) -> Self {
+        DiscountJson {
+            kind: match d.kind {
+                DiscountKind::Fixed => DiscountKindJson::Fixed,
+                DiscountKind::Percent => DiscountKindJson::Percent,
+            },
+            value: d.value,
+            min_order_amount: d.min_order_amount,
+            max_discount_amount: d.max_discount_amount,
+        }
+    }
+}
+
+impl TryFrom<CreateCampaign> for NewCampaign {
+    type Error = ApiError;
+
+    fn try_from(c: CreateCampaign) -> Result<Self, ApiError> {
+        let validity = match (c.coupon_valid_for_secs, c.coupon_valid_until) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::InvalidRequest(
+                    "give coupon_valid_for_secs or coupon_valid_until, not both".into(),
+                ));
+            }
+            (Some(s), None) => CouponValidity::ForSecs(s),
+            (None, Some(t)) => CouponValidity::Until(t),
+            (None, None) => CouponValidity::UntilCampaignEnds,
+        };
+        Ok(NewCampaign {
+            name: c.name,
+            total_stock: c.total_stock,
+            per_user_limit: c.per_user_limit.unwrap_or(1),
+            starts_at: c.starts_at,
+            ends_at: c.ends_at,
+            validity,
+            store_id: c.store_id,
+            discount: c.discount.map(|d| Discount {
+                kind: match d.kind {
+                    DiscountKindJson::Fixed => DiscountKind::Fixed,
+                    DiscountKindJson::Percent => DiscountKind::Percent,
+                },
+                value: d.value,
+                min_order_amount: d.min_order_amount,
+                max_discount_amount: d.max_discount_amount,
+            }),
+        })
+    }
+}
+
+fn ts(us: i64) -> Option<Timestamp> {
+    Timestamp::from_microsecond(us).ok()
+}
+
+#[derive(Debug, Serialize)]
+pub struct CampaignJson {
+    pub id: String,
+    pub name: String,
+    pub status: &'static str,
+    pub total_stock: u64,
+    pub issued: u64,
+    pub remaining: u64,
+    pub per_user_limit: u32,
+    pub starts_at: Option<Timestamp>,
+    pub ends_at: Option<Timestamp>,
+    pub coupon_valid_for_secs: Option<u64>,
+    pub coupon_valid_until: Option<Timestamp>,
+    pub store_id: Option<String>,
+    pub discount: Option<DiscountJson>,
+    pub created_at: Option<Timestamp>,
+}
+
+impl From<CampaignView> for CampaignJson {
+    fn from(v: CampaignView) -> Self {
+        let remaining = v.remaining();
+        let r = v.record;
+        let (for_secs, until) = match r.validity {
+            Validity::UntilCampaignEnds => (None, None),
+            Validity::ForSecs(s) => (Some(s), None),
+            Validity::Until(t) => (None, ts(t)),
+        };
+        CampaignJson {
+            id: r.id,
+            name: r.name,
+            status: v.status.as_str(),
+            total_stock: r.total_stock,
+            issued: v.issued,
+            remaining,
+            per_user_limit: r.per_user_limit,
+            starts_at: r.starts_at.and_then(ts),
+            ends_at: r.ends_at.and_then(ts),
+            coupon_valid_for_secs: for_secs,
+            coupon_valid_until: until,
+            store_id: r.store_id,
+            discount: r.discount.as_ref().map(DiscountJson::from),
+            created_at: ts(r.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CouponJson {
+    pub id: String,
+    pub code: String,
+    pub campaign_id: String,
+    pub user_id: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub status: &'static str,
+}
+
+impl From<Coupon> for CouponJson {
+    fn from(c: Coupon) -> Self {
+        CouponJson {
+            id: c.id,
+            code: c.code,
+            campaign_id: c.campaign_id,
+            user_id: c.user_id,
+            issued_at: c.issued_at,
+            expires_at: c.expires_at,
+            status: c.status.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    pub user_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IssuedJson {
+    pub coupon: CouponJson,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 100;
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::InvalidRequest(
+                "limit must be between 1 and 100".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CampaignPage {
+    pub campaigns: Vec<CampaignJson>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CouponPage {
+    pub coupons: Vec<CouponJson>,
+    pub next_cursor: Option<String>,
+}

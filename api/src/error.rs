@@ -1,0 +1,156 @@
+//! [`ApiError`]: every way a request can fail, as an RFC 9457 problem
+//! (`application/problem+json`) with a stable machine `code`.
+//!
+//! Internal errors are logged with their cause and answered with a generic message:
+//! storage paths, sled errors and actor names never reach a client.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use firstcome_engine::{EngineError, NotActiveReason};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("this API key's scope does not allow this operation")]
+    Forbidden,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("campaign not found")]
+    CampaignNotFound,
+    #[error("coupon not found")]
+    CouponNotFound,
+    #[error("the user already holds the most coupons of this campaign allowed per user")]
+    AlreadyIssued { coupon_ids: Vec<String> },
+    #[error("the campaign has no coupons left")]
+    SoldOut,
+    #[error("{}", match .0 {
+        NotActiveReason::NotStarted => "the campaign has not started yet",
+        NotActiveReason::Ended => "the campaign has ended",
+    })]
+    NotActive(NotActiveReason),
+    #[error("the request body is larger than this server accepts")]
+    PayloadTooLarge,
+    #[error("the request body must be JSON with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    #[error("too many issue requests in flight; retry shortly")]
+    Overloaded,
+    #[error("temporarily unavailable; retry shortly")]
+    Unavailable,
+    /// The cause is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::RouteNotFound | ApiError::CampaignNotFound | ApiError::CouponNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::AlreadyIssued { .. } | ApiError::SoldOut | ApiError::NotActive(_) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::RouteNotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::CampaignNotFound => "campaign_not_found",
+            ApiError::CouponNotFound => "coupon_not_found",
+            ApiError::AlreadyIssued { .. } => "already_issued",
+            ApiError::SoldOut => "sold_out",
+            ApiError::NotActive(_) => "not_active",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Overloaded => "overloaded",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let mut body = json!({
+            "type": format!("urn:firstcome:problem:{}", self.code()),
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "code": self.code(),
+        });
+        if let ApiError::AlreadyIssued { coupon_ids } = &self {
+            body["coupon_ids"] = json!(coupon_ids);
+        }
+        let mut response = (status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::CampaignNotFound => ApiError::CampaignNotFound,
+            EngineError::CouponNotFound => ApiError::CouponNotFound,
+            EngineError::InvalidCampaign(m) => ApiError::InvalidRequest(m),
+            EngineError::Unavailable(what) => {
+                tracing::warn!(%what, "unavailable");
+                ApiError::Unavailable
+            }
+            e @ (EngineError::Storage(_) | EngineError::Actor(_)) => {
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            r => ApiError::InvalidRequest(r.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::InvalidRequest(r.body_text())
+    }
+}

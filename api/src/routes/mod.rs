@@ -1,0 +1,5 @@
+//! The handlers, one module per resource.
+
+pub mod campaigns;
+pub mod coupons;
+pub mod ops;
