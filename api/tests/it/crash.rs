@@ -1,0 +1,174 @@
+//! The real `firstcome` binary, killed with SIGKILL under load, then restarted.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{ADMIN_KEY, ISSUER_KEY, client, send, user_coupons};
+
+struct Process {
+    child: Child,
+    base: String,
+}
+
+/// Starts `firstcome serve` on port 0 and waits for the line that names its address.
+async fn spawn_server(data_dir: &Path) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
+        .arg("serve")
+        .env("FIRSTCOME_DATA_DIR", data_dir)
+        .env("FIRSTCOME_LISTEN", "127.0.0.1:0")
+        .env("FIRSTCOME_ADMIN_KEY", ADMIN_KEY)
+        .env("FIRSTCOME_ISSUER_KEY", ISSUER_KEY)
+        .env("FIRSTCOME_CACHE_CAPACITY_MB", "16")
+        .env("FIRSTCOME_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the firstcome binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("firstcome exited before listening");
+        if let Some(addr) = line.strip_prefix("firstcome listening on ") {
+            break addr.trim().to_string();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Process { child, base }
+}
+
+async fn campaign(c: &Client, base: &str, id: &str) -> Value {
+    let (status, v) = send(c.get(format!("{base}/v1/campaigns/{id}")).bearer_auth(ISSUER_KEY)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() {
+    const STOCK: u64 = 3000;
+    const WORKERS: usize = 32;
+    const KILL_AFTER_ACKS: usize = 400;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut p1 = spawn_server(dir.path()).await;
+    let http = client();
+    let (status, c) = send(
+        http.post(format!("{}/v1/campaigns", p1.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": "crash", "total_stock": STOCK})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    let cid = c["id"].as_str().unwrap().to_string();
+
+    let acked: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let attempted: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let ack_count = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..WORKERS {
+        let (http, base, cid) = (http.clone(), p1.base.clone(), cid.clone());
+        let (acked, attempted, ack_count, enough, stop) =
+            (acked.clone(), attempted.clone(), ack_count.clone(), enough.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Every fourth request repeats the worker's previous user: duplicates
+                // race with the kill too.
+                let user = if i % 4 == 3 { format!("w{w}-{}", i - 1) } else { format!("w{w}-{i}") };
+                i += 1;
+                attempted.lock().unwrap().insert(user.clone());
+                let resp = http
+                    .post(format!("{base}/v1/campaigns/{cid}/issue"))
+                    .bearer_auth(ISSUER_KEY)
+                    .json(&json!({ "user_id": user }))
+                    .send()
+                    .await;
+                let Ok(resp) = resp else { break }; // the server is gone
+                if resp.status() == StatusCode::CREATED {
+                    let Ok(body) = resp.json::<Value>().await else { break };
+                    acked.lock().unwrap().push(body["coupon"].clone());
+                    if ack_count.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER_ACKS {
+                        enough.notify_one();
+                    }
+                }
+            }
+        }));
+    }
+    enough.notified().await;
+    p1.child.kill().await.unwrap(); // SIGKILL, mid-run: workers still have requests in flight
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let attempted = attempted.lock().unwrap().clone();
+    assert!(acked.len() >= KILL_AFTER_ACKS);
+
+    let mut p2 = spawn_server(dir.path()).await;
+    let view = campaign(&http, &p2.base, &cid).await;
+    let issued = view["issued"].as_u64().unwrap();
+    assert!(issued >= acked.len() as u64, "issued {issued} < acknowledged {}", acked.len());
+    assert!(issued <= STOCK);
+
+    // Every acknowledged coupon is there, exactly as acknowledged.
+    for coupon in &acked {
+        let (status, stored) = send(
+            http.get(format!("{}/v1/coupons/{}", p2.base, coupon["id"].as_str().unwrap()))
+                .bearer_auth(ISSUER_KEY),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&stored, coupon);
+    }
+    // Nobody holds two, and every stored coupon belongs to someone who asked.
+    let mut held = 0u64;
+    for user in &attempted {
+        let coupons = user_coupons(&http, &p2.base, ISSUER_KEY, user).await;
+        assert!(coupons.len() <= 1, "{user} holds {coupons:?}");
+        held += coupons.len() as u64;
+    }
+    assert_eq!(held, issued, "the counter matches the stored coupons");
+
+    // Issuing continues from the right stock: exactly STOCK in the end, never more.
+    let mut more = 0u64;
+    for i in 0.. {
+        let (status, body) = send(
+            http.post(format!("{}/v1/campaigns/{cid}/issue", p2.base))
+                .bearer_auth(ISSUER_KEY)
+                .json(&json!({ "user_id": format!("after-{i}") })),
+        )
+        .await;
+        if status == StatusCode::CREATED {
+            more += 1;
+        } else {
+            assert_eq!(body["code"], "sold_out", "{body}");
+            break;
+        }
+    }
+    assert_eq!(issued + more, STOCK);
+
+    // SIGTERM is a clean stop (exit 0) that keeps everything.
+    let pid = p2.child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let exit = p2.child.wait().await.unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    let p3 = spawn_server(dir.path()).await;
+    let view = campaign(&http, &p3.base, &cid).await;
+    assert_eq!(view["issued"], STOCK);
+    assert_eq!(view["status"], "sold_out");
+}

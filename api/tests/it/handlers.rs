@@ -1,0 +1,110 @@
+//! The router built by `firstcome_api::router` and called directly (axum's
+//! examples/testing style), for what is awkward to reach over a socket.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use firstcome_api::{ApiKeys, AppState, router};
+use firstcome_engine::{Engine, EngineConfig, ManualClock, Store, StoreConfig};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::helpers::{ADMIN_KEY, ISSUER_KEY};
+
+async fn state(permits: usize, clock: ManualClock) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig {
+        path: Some(dir.path().join("store")),
+        cache_capacity: 8 << 20,
+    })
+    .unwrap();
+    let engine = Engine::start(store, Arc::new(clock), EngineConfig::default())
+        .await
+        .unwrap();
+    let state = AppState {
+        engine,
+        keys: Arc::new(ApiKeys {
+            admin_key: ADMIN_KEY.into(),
+            issuer_key: ISSUER_KEY.into(),
+        }),
+        issue_permits: Arc::new(Semaphore::new(permits)),
+        metrics: firstcome_api::metrics::install(),
+        shutting_down: Arc::new(AtomicBool::new(false)),
+    };
+    (state, dir)
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, key: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, v)
+}
+
+fn now() -> jiff::Timestamp {
+    "2026-11-22T09:00:00Z".parse().unwrap()
+}
+
+#[tokio::test]
+async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() {
+    let (state, _dir) = state(0, ManualClock::new(now())).await;
+    let engine = state.engine.clone();
+    let app = router(state, 16 * 1024);
+    let (status, _, c) = call(&app, "POST", "/v1/campaigns", ADMIN_KEY, json!({"name": "busy", "total_stock": 5})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let cid = c["id"].as_str().unwrap();
+    let (status, headers, body) =
+        call(&app, "POST", &format!("/v1/campaigns/{cid}/issue"), ISSUER_KEY, json!({"user_id": "u"})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "overloaded");
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+    assert_eq!(engine.campaign(cid).await.unwrap().issued, 0);
+}
+
+#[tokio::test]
+async fn a_campaign_opens_and_closes_with_the_clock() {
+    let clock = ManualClock::new(now());
+    let (state, _dir) = state(10, clock.clone()).await;
+    let app = router(state, 16 * 1024);
+    let (status, _, c) = call(
+        &app,
+        "POST",
+        "/v1/campaigns",
+        ADMIN_KEY,
+        json!({"name": "window", "total_stock": 5,
+               "starts_at": "2026-11-22T10:00:00Z", "ends_at": "2026-11-22T11:00:00+00:00"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    assert_eq!(c["status"], "scheduled");
+    let issue = format!("/v1/campaigns/{}/issue", c["id"].as_str().unwrap());
+    let get = format!("/v1/campaigns/{}", c["id"].as_str().unwrap());
+
+    let (status, _, body) = call(&app, "POST", &issue, ISSUER_KEY, json!({"user_id": "early"})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("not_active")));
+
+    clock.set("2026-11-22T10:00:00Z".parse().unwrap());
+    let (status, _, body) = call(&app, "POST", &issue, ISSUER_KEY, json!({"user_id": "on-time"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Valid until the campaign ends when no validity is given.
+    assert_eq!(body["coupon"]["expires_at"], "2026-11-22T11:00:00Z");
+    assert_eq!(call(&app, "GET", &get, ISSUER_KEY, Value::Null).await.2["status"], "active");
+
+    clock.set("2026-11-22T11:00:00Z".parse().unwrap());
+    let (status, _, body) = call(&app, "POST", &issue, ISSUER_KEY, json!({"user_id": "late"})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("not_active")));
+    let view = call(&app, "GET", &get, ISSUER_KEY, Value::Null).await.2;
+    assert_eq!((view["status"].as_str(), view["issued"].as_u64()), (Some("ended"), Some(1)));
+}

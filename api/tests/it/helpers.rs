@@ -1,0 +1,144 @@
+//! A server on port 0 with its own data dir, and a client that speaks to it.
+
+use std::path::Path;
+
+use firstcome_api::{Config, Server};
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+pub const ISSUER_KEY: &str = "test-issuer-key-0123456789";
+
+pub fn config(data_dir: &Path) -> Config {
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_key: Some(ADMIN_KEY.into()),
+        issuer_key: Some(ISSUER_KEY.into()),
+        cache_capacity_mb: 16,
+        ..Config::default()
+    }
+}
+
+pub struct TestServer {
+    pub server: Server,
+    pub client: Client,
+    pub base: String,
+    // Dropped last: the data dir outlives the server that uses it.
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    pub async fn start_in(dir: TempDir) -> TestServer {
+        TestServer::start_with(dir, |c| c).await
+    }
+
+    pub async fn start_with(dir: TempDir, tweak: impl FnOnce(Config) -> Config) -> TestServer {
+        let server = Server::start(tweak(config(dir.path()))).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        TestServer {
+            server,
+            client: client(),
+            base,
+            dir,
+        }
+    }
+
+    /// Graceful stop, then a new server on the same data dir.
+    pub async fn restart(self) -> TestServer {
+        let TestServer { server, dir, .. } = self;
+        server.shutdown().await;
+        TestServer::start_in(dir).await
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY)
+    }
+
+    pub fn issuer(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ISSUER_KEY)
+    }
+
+    pub async fn create_campaign(&self, body: Value) -> Value {
+        let (status, v) = send(self.admin(reqwest::Method::POST, "/v1/campaigns").json(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    pub async fn campaign(&self, id: &str) -> Value {
+        let (status, v) = send(self.issuer(reqwest::Method::GET, &format!("/v1/campaigns/{id}"))).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v
+    }
+
+    pub async fn issue(&self, campaign_id: &str, user_id: &str) -> (StatusCode, Value) {
+        send(
+            self.issuer(reqwest::Method::POST, &format!("/v1/campaigns/{campaign_id}/issue"))
+                .json(&json!({ "user_id": user_id })),
+        )
+        .await
+    }
+
+    /// All coupons of a user, following the cursor.
+    pub async fn user_coupons(&self, user_id: &str) -> Vec<Value> {
+        user_coupons(&self.client, &self.base, ISSUER_KEY, user_id).await
+    }
+}
+
+pub fn client() -> Client {
+    Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap()
+}
+
+pub async fn send(req: RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.expect("request reaches the server");
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, v)
+}
+
+pub async fn user_coupons(client: &Client, base: &str, key: &str, user_id: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = client
+            .get(format!("{base}/v1/users/{user_id}/coupons"))
+            .bearer_auth(key)
+            .query(&[("limit", "100")]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let (status, v) = send(req).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        out.extend(v["coupons"].as_array().unwrap().iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
+/// Asserts an RFC 9457 problem with the given status and code.
+#[track_caller]
+pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status.as_u16(), want_status, "{body}");
+    assert_eq!(body["code"], want_code, "{body}");
+    assert_eq!(body["status"], want_status, "{body}");
+    assert!(body["type"].is_string() && body["detail"].is_string(), "{body}");
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: real sled in temporary dirs, real HTTP over loopback, and (in
+//! `crash`) the real `firstcome` binary. One test binary, as svix-server's tests/it.
+
+mod bad_input;
+mod crash;
+mod handlers;
+mod helpers;
+mod issuance;
+mod restart;
