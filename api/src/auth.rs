@@ -10,8 +10,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ApiKeys {
@@ -42,7 +42,13 @@ impl ApiKeys {
         data_dir: &Path,
     ) -> std::io::Result<(ApiKeys, Option<ApiKeys>)> {
         if let (Some(admin_key), Some(issuer_key)) = (admin.clone(), issuer.clone()) {
-            return Ok((ApiKeys { admin_key, issuer_key }, None));
+            return Ok((
+                ApiKeys {
+                    admin_key,
+                    issuer_key,
+                },
+                None,
+            ));
         }
         let path = data_dir.join(KEYS_FILE);
         let (stored, generated) = match std::fs::read_to_string(&path) {
@@ -116,7 +122,10 @@ fn presented_scope(parts: &Parts, state: &AppState) -> Result<Scope, ApiError> {
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or(ApiError::Unauthorized)?;
-    state.keys.scope_of(key.trim()).ok_or(ApiError::Unauthorized)
+    state
+        .keys
+        .scope_of(key.trim())
+        .ok_or(ApiError::Unauthorized)
 }
 
 /// Extractor: the request carries the admin key.

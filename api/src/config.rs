@@ -132,7 +132,10 @@ impl Config {
         if self.max_inflight_issues == 0 || self.max_commit_batch == 0 {
             return bad("max_inflight_issues and max_commit_batch must be positive");
         }
-        for (name, key) in [("admin_key", &self.admin_key), ("issuer_key", &self.issuer_key)] {
+        for (name, key) in [
+            ("admin_key", &self.admin_key),
+            ("issuer_key", &self.issuer_key),
+        ] {
             if let Some(k) = key {
                 if k.len() < 16 || !k.chars().all(|c| c.is_ascii_graphic()) {
                     return Err(ConfigError::Invalid(format!(

@@ -1,9 +1,7 @@
 //! The JSON shapes of the API. Requests deny unknown fields, so a misspelt field is a
 //! 400, not a silently ignored setting.
 
-use firstcome_engine::{
-    CampaignView, Coupon, CouponValidity, Discount, DiscountKind, NewCampaign,
-};
+use firstcome_engine::{CampaignView, Coupon, CouponValidity, Discount, DiscountKind, NewCampaign};
 use firstcome_storage::Validity;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

@@ -44,7 +44,10 @@ pub struct AppState {
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     use routes::{campaigns, coupons, ops};
     Router::new()
-        .route("/v1/campaigns", post(campaigns::create).get(campaigns::list))
+        .route(
+            "/v1/campaigns",
+            post(campaigns::create).get(campaigns::list),
+        )
         .route("/v1/campaigns/{id}", get(campaigns::get))
         .route("/v1/campaigns/{id}/issue", post(campaigns::issue))
         .route("/v1/coupons/{id}", get(coupons::get))

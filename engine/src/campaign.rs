@@ -13,17 +13,23 @@ use std::sync::Arc;
 use firstcome_storage::{CampaignRecord, CouponRecord, CouponStatus, Writes};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::EngineError;
 use crate::engine::Shared;
 use crate::ids::coupon_id;
 use crate::ledger::{Decision, Ledger};
 use crate::model::{self, CampaignView, Coupon, IssueOutcome};
-use crate::EngineError;
 
 pub type Reply<T> = RpcReplyPort<Result<T, EngineError>>;
 
 pub enum CampaignMsg {
-    Issue { user_id: String, reply: Reply<IssueOutcome> },
+    Issue {
+        user_id: String,
+        reply: Reply<IssueOutcome>,
+    },
     Get(Reply<CampaignView>),
+    /// Makes the handler fail, to test supervision.
+    #[cfg(test)]
+    InjectFailure,
 }
 
 /// The actor. It holds only read-only configuration; the mutable state is
@@ -113,7 +119,11 @@ impl CampaignActor {
         for chunk in state.ledger.take_full_chunks() {
             writes.put_holder_chunk(&rec.id, chunk.chunk, &chunk.users)?;
         }
-        self.reply_when_durable(writes, reply, Ok(IssueOutcome::Issued(Coupon::from(coupon))));
+        self.reply_when_durable(
+            writes,
+            reply,
+            Ok(IssueOutcome::Issued(Coupon::from(coupon))),
+        );
         Ok(())
     }
 }
@@ -173,6 +183,8 @@ impl Actor for CampaignActor {
                 let view = self.view(state);
                 self.reply_when_durable(Writes::new(), reply, Ok(view));
             }
+            #[cfg(test)]
+            CampaignMsg::InjectFailure => return Err("injected failure".into()),
         }
         Ok(())
     }

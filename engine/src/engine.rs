@@ -4,18 +4,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use firstcome_storage::{Committer, CommitterConfig, Store, StorageError, Writes};
+use firstcome_storage::{Committer, CommitterConfig, StorageError, Store, Writes};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use rand::RngCore;
 
+use crate::EngineError;
 use crate::campaign::CampaignMsg;
 use crate::clock::Clock;
 use crate::codes::CouponCodes;
 use crate::ids::{is_campaign_id, parse_coupon_id};
 use crate::model::{CampaignView, Coupon, IssueOutcome, NewCampaign};
 use crate::supervisor::{CampaignSupervisor, SupervisorMsg};
-use crate::EngineError;
 
 /// What every actor of one engine shares: read-only handles, and the directory of
 /// campaign actors.
@@ -59,17 +59,9 @@ pub(crate) async fn commit(committer: &Committer, writes: Writes) -> Result<(), 
     rx.await.unwrap_or(Err(StorageError::CommitterStopped))
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
     pub committer: CommitterConfig,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            committer: CommitterConfig::default(),
-        }
-    }
 }
 
 /// A running engine. Cheap to clone.
@@ -187,9 +179,10 @@ impl Engine {
     ) -> Result<(Vec<CampaignView>, bool), EngineError> {
         let store = self.shared.store.clone();
         let after = after.map(str::to_string);
-        let records = tokio::task::spawn_blocking(move || store.campaigns(after.as_deref(), limit + 1))
-            .await
-            .map_err(|e| EngineError::Actor(e.to_string()))??;
+        let records =
+            tokio::task::spawn_blocking(move || store.campaigns(after.as_deref(), limit + 1))
+                .await
+                .map_err(|e| EngineError::Actor(e.to_string()))??;
         let more = records.len() > limit;
         let mut views = Vec::with_capacity(limit.min(records.len()));
         for r in records.into_iter().take(limit) {
@@ -199,7 +192,11 @@ impl Engine {
     }
 
     /// Decides one issue request; the answer reflects durable state.
-    pub async fn issue(&self, campaign_id: &str, user_id: &str) -> Result<IssueOutcome, EngineError> {
+    pub async fn issue(
+        &self,
+        campaign_id: &str,
+        user_id: &str,
+    ) -> Result<IssueOutcome, EngineError> {
         let started = Instant::now();
         let user_id = user_id.to_string();
         let result = self
@@ -260,5 +257,128 @@ impl Engine {
             .clear();
         let committer = self.shared.committer.clone();
         let _ = tokio::task::spawn_blocking(move || committer.shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use firstcome_storage::{Store, StoreConfig};
+
+    use super::*;
+    use crate::model::CouponValidity;
+    use crate::{IssueOutcome, SystemClock};
+
+    fn spec(name: &str, stock: u64) -> NewCampaign {
+        NewCampaign {
+            name: name.into(),
+            total_stock: stock,
+            per_user_limit: 1,
+            starts_at: None,
+            ends_at: None,
+            validity: CouponValidity::UntilCampaignEnds,
+            store_id: None,
+            discount: None,
+        }
+    }
+
+    async fn engine(dir: &std::path::Path) -> Engine {
+        let store = Store::open(&StoreConfig {
+            path: Some(dir.join("store")),
+            cache_capacity: 8 << 20,
+        })
+        .unwrap();
+        Engine::start(store, Arc::new(SystemClock), EngineConfig::default())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_campaign_is_restarted_alone_and_keeps_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        let a = engine
+            .create_campaign(spec("a", 10))
+            .await
+            .unwrap()
+            .record
+            .id;
+        let b = engine
+            .create_campaign(spec("b", 10))
+            .await
+            .unwrap()
+            .record
+            .id;
+        for user in ["a1", "a2"] {
+            assert!(matches!(
+                engine.issue(&a, user).await.unwrap(),
+                IssueOutcome::Issued(_)
+            ));
+        }
+        assert!(matches!(
+            engine.issue(&b, "b1").await.unwrap(),
+            IssueOutcome::Issued(_)
+        ));
+        let a_before = engine.shared.lookup(&a).unwrap().get_id();
+        let b_before = engine.shared.lookup(&b).unwrap().get_id();
+
+        engine
+            .shared
+            .lookup(&a)
+            .unwrap()
+            .cast(CampaignMsg::InjectFailure)
+            .unwrap();
+        // Wait for the supervisor to register the replacement (bounded).
+        let restarted = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if engine.shared.lookup(&a).unwrap().get_id() != a_before {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert!(restarted.is_ok(), "campaign a was not restarted");
+
+        // a rebuilt its ledger from the store; b never noticed.
+        assert_eq!(engine.campaign(&a).await.unwrap().issued, 2);
+        assert!(matches!(
+            engine.issue(&a, "a1").await.unwrap(),
+            IssueOutcome::AlreadyIssued { .. }
+        ));
+        assert!(matches!(
+            engine.issue(&a, "a3").await.unwrap(),
+            IssueOutcome::Issued(_)
+        ));
+        assert_eq!(engine.shared.lookup(&b).unwrap().get_id(), b_before);
+        assert_eq!(engine.campaign(&b).await.unwrap().issued, 1);
+        engine.shutdown(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_users_racing_for_the_last_coupon_get_one_coupon_and_one_sold_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        let id = engine
+            .create_campaign(spec("one", 1))
+            .await
+            .unwrap()
+            .record
+            .id;
+        let (first, second) = tokio::join!(engine.issue(&id, "x"), engine.issue(&id, "y"));
+        let outcomes = [first.unwrap(), second.unwrap()];
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| matches!(o, IssueOutcome::Issued(_)))
+                .count(),
+            1
+        );
+        assert!(outcomes.contains(&IssueOutcome::SoldOut));
+        let store = engine.shared.store.clone();
+        assert_eq!(store.recover_holders(&id).unwrap().holders.len(), 1);
+        engine.shutdown(Duration::from_secs(5)).await;
     }
 }

@@ -61,7 +61,10 @@ mod tests {
         assert_eq!(parse_coupon_id(&format!("{cid}-042")), None);
         assert_eq!(parse_coupon_id(&format!("{cid}-")), None);
         assert_eq!(parse_coupon_id(&format!("{cid}-+1")), None);
-        assert_eq!(parse_coupon_id(&format!("{cid}-99999999999999999999999")), None);
+        assert_eq!(
+            parse_coupon_id(&format!("{cid}-99999999999999999999999")),
+            None
+        );
         assert_eq!(parse_coupon_id("nope"), None);
     }
 }

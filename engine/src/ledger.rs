@@ -11,7 +11,9 @@ use smallvec::SmallVec;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Issue coupon `seq` to the user.
-    Issue { seq: u64 },
+    Issue {
+        seq: u64,
+    },
     /// The user holds `per_user_limit` coupons already: their seqs.
     AlreadyIssued(Vec<u64>),
     SoldOut,
@@ -162,8 +164,16 @@ mod tests {
         );
         assert_eq!(l.issued(), HOLDER_CHUNK + 1);
         assert_eq!(l.decide("u5"), Decision::AlreadyIssued(vec![5]));
-        assert_eq!(l.decide("late"), Decision::AlreadyIssued(vec![HOLDER_CHUNK]));
-        assert_eq!(l.decide("new"), Decision::Issue { seq: HOLDER_CHUNK + 1 });
+        assert_eq!(
+            l.decide("late"),
+            Decision::AlreadyIssued(vec![HOLDER_CHUNK])
+        );
+        assert_eq!(
+            l.decide("new"),
+            Decision::Issue {
+                seq: HOLDER_CHUNK + 1
+            }
+        );
         assert!(l.take_full_chunks().is_empty());
     }
 
@@ -196,8 +206,16 @@ mod tests {
             },
         );
         let chunks = l.take_full_chunks();
-        assert_eq!(chunks.iter().map(|c| c.chunk).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            chunks.iter().map(|c| c.chunk).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
         assert_eq!(&*chunks[1].users[0], &format!("u{HOLDER_CHUNK}"));
-        assert_eq!(l.decide("x"), Decision::Issue { seq: 2 * HOLDER_CHUNK + 3 });
+        assert_eq!(
+            l.decide("x"),
+            Decision::Issue {
+                seq: 2 * HOLDER_CHUNK + 3
+            }
+        );
     }
 }

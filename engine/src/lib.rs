@@ -31,6 +31,6 @@ pub use ids::{is_campaign_id, parse_coupon_id};
 pub use ledger::{Decision, Ledger};
 pub use model::{
     CampaignStatus, CampaignView, Coupon, CouponStatus, CouponValidity, IssueOutcome,
-    NewCampaign, NotActiveReason, MAX_TOTAL_STOCK,
+    MAX_TOTAL_STOCK, NewCampaign, NotActiveReason,
 };
 pub use supervisor::{CampaignSupervisor, SupervisorMsg};

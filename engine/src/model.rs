@@ -188,7 +188,9 @@ pub(crate) fn status(rec: &CampaignRecord, issued: u64, now: Timestamp) -> Campa
 pub(crate) fn expires_at(rec: &CampaignRecord, issued_at: i64) -> Option<i64> {
     match rec.validity {
         Validity::UntilCampaignEnds => rec.ends_at,
-        Validity::ForSecs(s) => Some(issued_at.saturating_add((s as i64).saturating_mul(1_000_000))),
+        Validity::ForSecs(s) => {
+            Some(issued_at.saturating_add((s as i64).saturating_mul(1_000_000)))
+        }
         Validity::Until(t) => Some(t),
     }
 }
@@ -238,7 +240,9 @@ impl From<CouponRecord> for Coupon {
 pub enum IssueOutcome {
     Issued(Coupon),
     /// The user already holds `per_user_limit` coupons of the campaign: these.
-    AlreadyIssued { coupon_ids: Vec<String> },
+    AlreadyIssued {
+        coupon_ids: Vec<String>,
+    },
     SoldOut,
     NotActive(NotActiveReason),
 }
@@ -287,19 +291,40 @@ mod tests {
 
     #[test]
     fn stock_limits_and_windows_are_checked() {
-        assert!(invalid(NewCampaign { total_stock: 0, ..spec() }));
-        assert!(invalid(NewCampaign { total_stock: MAX_TOTAL_STOCK + 1, ..spec() }));
-        assert!(invalid(NewCampaign { per_user_limit: 0, ..spec() }));
-        assert!(invalid(NewCampaign { name: "  ".into(), ..spec() }));
-        assert!(invalid(NewCampaign { name: "x".repeat(201), ..spec() }));
+        assert!(invalid(NewCampaign {
+            total_stock: 0,
+            ..spec()
+        }));
+        assert!(invalid(NewCampaign {
+            total_stock: MAX_TOTAL_STOCK + 1,
+            ..spec()
+        }));
+        assert!(invalid(NewCampaign {
+            per_user_limit: 0,
+            ..spec()
+        }));
+        assert!(invalid(NewCampaign {
+            name: "  ".into(),
+            ..spec()
+        }));
+        assert!(invalid(NewCampaign {
+            name: "x".repeat(201),
+            ..spec()
+        }));
         let t = |s: &str| Some(s.parse::<Timestamp>().unwrap());
         assert!(invalid(NewCampaign {
             starts_at: t("2026-12-02T00:00:00Z"),
             ends_at: t("2026-12-01T00:00:00Z"),
             ..spec()
         }));
-        assert!(invalid(NewCampaign { ends_at: t("2026-11-21T00:00:00Z"), ..spec() }));
-        assert!(invalid(NewCampaign { validity: CouponValidity::ForSecs(0), ..spec() }));
+        assert!(invalid(NewCampaign {
+            ends_at: t("2026-11-21T00:00:00Z"),
+            ..spec()
+        }));
+        assert!(invalid(NewCampaign {
+            validity: CouponValidity::ForSecs(0),
+            ..spec()
+        }));
         assert!(invalid(NewCampaign {
             discount: Some(Discount {
                 kind: DiscountKind::Percent,

@@ -85,10 +85,10 @@ impl Committer {
     /// durable. Never blocks. If the committer has stopped, `done` runs at once with
     /// [`StorageError::CommitterStopped`].
     pub fn submit(&self, writes: Writes, done: Completion) {
-        if let Err(mpsc::SendError(req)) = self.tx.send(Request::Commit(writes, done)) {
-            if let Request::Commit(_, done) = req {
-                done(Err(StorageError::CommitterStopped));
-            }
+        if let Err(mpsc::SendError(Request::Commit(_, done))) =
+            self.tx.send(Request::Commit(writes, done))
+        {
+            done(Err(StorageError::CommitterStopped));
         }
     }
 
@@ -236,7 +236,11 @@ mod tests {
         drop(tx);
         let seen: Vec<(u64, bool)> = rx.iter().collect();
         assert_eq!(seen.len(), 200);
-        let seqs: Vec<u64> = seen.iter().map(|s| s.0).filter(|s| *s != u64::MAX).collect();
+        let seqs: Vec<u64> = seen
+            .iter()
+            .map(|s| s.0)
+            .filter(|s| *s != u64::MAX)
+            .collect();
         assert_eq!(seqs, (0..100).collect::<Vec<_>>());
         assert!(seen.iter().all(|s| s.1));
         committer.shutdown();
@@ -251,7 +255,10 @@ mod tests {
         let rec = store.recover_holders("aaaaaaaaaaaaaaaa").unwrap();
         assert_eq!(rec.holders.len(), 100);
         assert_eq!(rec.holders[7], "user-7");
-        assert_eq!(store.user_coupons("user-7", None, 10).unwrap(), vec![coupon(7)]);
+        assert_eq!(
+            store.user_coupons("user-7", None, 10).unwrap(),
+            vec![coupon(7)]
+        );
     }
 
     #[test]
@@ -261,6 +268,9 @@ mod tests {
         committer.shutdown();
         let (tx, rx) = mpsc::channel();
         committer.submit(Writes::new(), Box::new(move |r| tx.send(r).unwrap()));
-        assert!(matches!(rx.recv().unwrap(), Err(StorageError::CommitterStopped)));
+        assert!(matches!(
+            rx.recv().unwrap(),
+            Err(StorageError::CommitterStopped)
+        ));
     }
 }

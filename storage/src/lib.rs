@@ -31,7 +31,6 @@ mod store;
 pub use committer::{Committer, CommitterConfig, Completion};
 pub use error::StorageError;
 pub use records::{
-    CampaignRecord, CouponRecord, CouponStatus, Discount, DiscountKind, Validity,
-    CAMPAIGN_ID_LEN,
+    CAMPAIGN_ID_LEN, CampaignRecord, CouponRecord, CouponStatus, Discount, DiscountKind, Validity,
 };
-pub use store::{Recovered, Store, StoreConfig, Writes, HOLDER_CHUNK};
+pub use store::{HOLDER_CHUNK, Recovered, Store, StoreConfig, Writes};

@@ -132,7 +132,10 @@ impl Store {
         }
         let value = init();
         // compare_and_swap so that a concurrent initialiser cannot overwrite ours.
-        match self.db.compare_and_swap(&key, None as Option<&[u8]>, Some(value.clone()))? {
+        match self
+            .db
+            .compare_and_swap(&key, None as Option<&[u8]>, Some(value.clone()))?
+        {
             Ok(()) => {
                 self.db.flush()?;
                 Ok(value)
@@ -177,7 +180,11 @@ impl Store {
         Ok(out)
     }
 
-    pub fn coupon(&self, campaign_id: &str, seq: u64) -> Result<Option<CouponRecord>, StorageError> {
+    pub fn coupon(
+        &self,
+        campaign_id: &str,
+        seq: u64,
+    ) -> Result<Option<CouponRecord>, StorageError> {
         self.db
             .get(keys::coupon(campaign_id, seq))?
             .map(|v| records::decode("coupon", &v))

@@ -42,7 +42,9 @@ pub async fn list(
     let limit = q.limit()?;
     if let Some(c) = &q.cursor {
         if !is_campaign_id(c) {
-            return Err(ApiError::InvalidRequest("cursor is not a campaign id".into()));
+            return Err(ApiError::InvalidRequest(
+                "cursor is not a campaign id".into(),
+            ));
         }
     }
     let (views, more) = state.engine.campaigns(q.cursor.as_deref(), limit).await?;

@@ -50,7 +50,11 @@ async fn spawn_server(data_dir: &Path) -> Process {
 }
 
 async fn campaign(c: &Client, base: &str, id: &str) -> Value {
-    let (status, v) = send(c.get(format!("{base}/v1/campaigns/{id}")).bearer_auth(ISSUER_KEY)).await;
+    let (status, v) = send(
+        c.get(format!("{base}/v1/campaigns/{id}"))
+            .bearer_auth(ISSUER_KEY),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v
 }
@@ -81,14 +85,23 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
     let mut workers = Vec::new();
     for w in 0..WORKERS {
         let (http, base, cid) = (http.clone(), p1.base.clone(), cid.clone());
-        let (acked, attempted, ack_count, enough, stop) =
-            (acked.clone(), attempted.clone(), ack_count.clone(), enough.clone(), stop.clone());
+        let (acked, attempted, ack_count, enough, stop) = (
+            acked.clone(),
+            attempted.clone(),
+            ack_count.clone(),
+            enough.clone(),
+            stop.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 // Every fourth request repeats the worker's previous user: duplicates
                 // race with the kill too.
-                let user = if i % 4 == 3 { format!("w{w}-{}", i - 1) } else { format!("w{w}-{i}") };
+                let user = if i % 4 == 3 {
+                    format!("w{w}-{}", i - 1)
+                } else {
+                    format!("w{w}-{i}")
+                };
                 i += 1;
                 attempted.lock().unwrap().insert(user.clone());
                 let resp = http
@@ -99,7 +112,9 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
                     .await;
                 let Ok(resp) = resp else { break }; // the server is gone
                 if resp.status() == StatusCode::CREATED {
-                    let Ok(body) = resp.json::<Value>().await else { break };
+                    let Ok(body) = resp.json::<Value>().await else {
+                        break;
+                    };
                     acked.lock().unwrap().push(body["coupon"].clone());
                     if ack_count.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER_ACKS {
                         enough.notify_one();
@@ -121,14 +136,22 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
     let mut p2 = spawn_server(dir.path()).await;
     let view = campaign(&http, &p2.base, &cid).await;
     let issued = view["issued"].as_u64().unwrap();
-    assert!(issued >= acked.len() as u64, "issued {issued} < acknowledged {}", acked.len());
+    assert!(
+        issued >= acked.len() as u64,
+        "issued {issued} < acknowledged {}",
+        acked.len()
+    );
     assert!(issued <= STOCK);
 
     // Every acknowledged coupon is there, exactly as acknowledged.
     for coupon in &acked {
         let (status, stored) = send(
-            http.get(format!("{}/v1/coupons/{}", p2.base, coupon["id"].as_str().unwrap()))
-                .bearer_auth(ISSUER_KEY),
+            http.get(format!(
+                "{}/v1/coupons/{}",
+                p2.base,
+                coupon["id"].as_str().unwrap()
+            ))
+            .bearer_auth(ISSUER_KEY),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
@@ -163,7 +186,10 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
 
     // SIGTERM is a clean stop (exit 0) that keeps everything.
     let pid = p2.child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let exit = p2.child.wait().await.unwrap();
     assert!(exit.success(), "exit status {exit:?}");

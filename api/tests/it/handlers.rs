@@ -37,7 +37,13 @@ async fn state(permits: usize, clock: ManualClock) -> (AppState, tempfile::TempD
     (state, dir)
 }
 
-async fn call(app: &axum::Router, method: &str, uri: &str, key: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    key: &str,
+    body: Value,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let req = Request::builder()
         .method(method)
         .uri(uri)
@@ -48,7 +54,9 @@ async fn call(app: &axum::Router, method: &str, uri: &str, key: &str, body: Valu
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, headers, v)
 }
@@ -62,11 +70,24 @@ async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() 
     let (state, _dir) = state(0, ManualClock::new(now())).await;
     let engine = state.engine.clone();
     let app = router(state, 16 * 1024);
-    let (status, _, c) = call(&app, "POST", "/v1/campaigns", ADMIN_KEY, json!({"name": "busy", "total_stock": 5})).await;
+    let (status, _, c) = call(
+        &app,
+        "POST",
+        "/v1/campaigns",
+        ADMIN_KEY,
+        json!({"name": "busy", "total_stock": 5}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     let cid = c["id"].as_str().unwrap();
-    let (status, headers, body) =
-        call(&app, "POST", &format!("/v1/campaigns/{cid}/issue"), ISSUER_KEY, json!({"user_id": "u"})).await;
+    let (status, headers, body) = call(
+        &app,
+        "POST",
+        &format!("/v1/campaigns/{cid}/issue"),
+        ISSUER_KEY,
+        json!({"user_id": "u"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "overloaded");
     assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
@@ -92,19 +113,46 @@ async fn a_campaign_opens_and_closes_with_the_clock() {
     let issue = format!("/v1/campaigns/{}/issue", c["id"].as_str().unwrap());
     let get = format!("/v1/campaigns/{}", c["id"].as_str().unwrap());
 
-    let (status, _, body) = call(&app, "POST", &issue, ISSUER_KEY, json!({"user_id": "early"})).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("not_active")));
+    let (status, _, body) = call(
+        &app,
+        "POST",
+        &issue,
+        ISSUER_KEY,
+        json!({"user_id": "early"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_active"))
+    );
 
     clock.set("2026-11-22T10:00:00Z".parse().unwrap());
-    let (status, _, body) = call(&app, "POST", &issue, ISSUER_KEY, json!({"user_id": "on-time"})).await;
+    let (status, _, body) = call(
+        &app,
+        "POST",
+        &issue,
+        ISSUER_KEY,
+        json!({"user_id": "on-time"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // Valid until the campaign ends when no validity is given.
     assert_eq!(body["coupon"]["expires_at"], "2026-11-22T11:00:00Z");
-    assert_eq!(call(&app, "GET", &get, ISSUER_KEY, Value::Null).await.2["status"], "active");
+    assert_eq!(
+        call(&app, "GET", &get, ISSUER_KEY, Value::Null).await.2["status"],
+        "active"
+    );
 
     clock.set("2026-11-22T11:00:00Z".parse().unwrap());
-    let (status, _, body) = call(&app, "POST", &issue, ISSUER_KEY, json!({"user_id": "late"})).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("not_active")));
+    let (status, _, body) =
+        call(&app, "POST", &issue, ISSUER_KEY, json!({"user_id": "late"})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_active"))
+    );
     let view = call(&app, "GET", &get, ISSUER_KEY, Value::Null).await.2;
-    assert_eq!((view["status"].as_str(), view["issued"].as_u64()), (Some("ended"), Some(1)));
+    assert_eq!(
+        (view["status"].as_str(), view["issued"].as_u64()),
+        (Some("ended"), Some(1))
+    );
 }

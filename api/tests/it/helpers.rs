@@ -39,7 +39,9 @@ impl TestServer {
     }
 
     pub async fn start_with(dir: TempDir, tweak: impl FnOnce(Config) -> Config) -> TestServer {
-        let server = Server::start(tweak(config(dir.path()))).await.expect("server starts");
+        let server = Server::start(tweak(config(dir.path())))
+            .await
+            .expect("server starts");
         let base = format!("http://{}", server.addr);
         TestServer {
             server,
@@ -69,21 +71,29 @@ impl TestServer {
     }
 
     pub async fn create_campaign(&self, body: Value) -> Value {
-        let (status, v) = send(self.admin(reqwest::Method::POST, "/v1/campaigns").json(&body)).await;
+        let (status, v) = send(
+            self.admin(reqwest::Method::POST, "/v1/campaigns")
+                .json(&body),
+        )
+        .await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         v
     }
 
     pub async fn campaign(&self, id: &str) -> Value {
-        let (status, v) = send(self.issuer(reqwest::Method::GET, &format!("/v1/campaigns/{id}"))).await;
+        let (status, v) =
+            send(self.issuer(reqwest::Method::GET, &format!("/v1/campaigns/{id}"))).await;
         assert_eq!(status, StatusCode::OK, "{v}");
         v
     }
 
     pub async fn issue(&self, campaign_id: &str, user_id: &str) -> (StatusCode, Value) {
         send(
-            self.issuer(reqwest::Method::POST, &format!("/v1/campaigns/{campaign_id}/issue"))
-                .json(&json!({ "user_id": user_id })),
+            self.issuer(
+                reqwest::Method::POST,
+                &format!("/v1/campaigns/{campaign_id}/issue"),
+            )
+            .json(&json!({ "user_id": user_id })),
         )
         .await
     }
@@ -140,5 +150,8 @@ pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_c
     assert_eq!(status.as_u16(), want_status, "{body}");
     assert_eq!(body["code"], want_code, "{body}");
     assert_eq!(body["status"], want_status, "{body}");
-    assert!(body["type"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(
+        body["type"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
 }

@@ -12,7 +12,9 @@ use crate::helpers::{TestServer, assert_problem, send};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_users_race_for_a_hundred_coupons() {
     let t = Arc::new(TestServer::start().await);
-    let c = t.create_campaign(json!({"name": "fcfs", "total_stock": 100})).await;
+    let c = t
+        .create_campaign(json!({"name": "fcfs", "total_stock": 100}))
+        .await;
     let cid = c["id"].as_str().unwrap().to_string();
 
     let results = join_all((0..1000).map(|i| {
@@ -44,8 +46,14 @@ async fn a_thousand_users_race_for_a_hundred_coupons() {
     }
     assert_eq!(winners.len(), 100);
     assert_eq!(sold_out, 900);
-    let codes: HashSet<_> = winners.values().map(|c| c["code"].as_str().unwrap()).collect();
-    let ids: HashSet<_> = winners.values().map(|c| c["id"].as_str().unwrap()).collect();
+    let codes: HashSet<_> = winners
+        .values()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    let ids: HashSet<_> = winners
+        .values()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(codes.len(), 100, "codes are unique");
     assert_eq!(ids.len(), 100, "ids are unique");
 
@@ -69,7 +77,9 @@ async fn a_thousand_users_race_for_a_hundred_coupons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_storm_gives_each_user_one_coupon() {
     let t = Arc::new(TestServer::start().await);
-    let c = t.create_campaign(json!({"name": "storm", "total_stock": 1000})).await;
+    let c = t
+        .create_campaign(json!({"name": "storm", "total_stock": 1000}))
+        .await;
     let cid = c["id"].as_str().unwrap().to_string();
 
     let results = join_all((0..200).flat_map(|u| (0..5).map(move |_| u)).map(|u| {
@@ -128,7 +138,9 @@ async fn a_scheduled_campaign_refuses_with_not_active() {
     let t = TestServer::start().await;
     let starts = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
     let c = t
-        .create_campaign(json!({"name": "later", "total_stock": 10, "starts_at": starts.to_string()}))
+        .create_campaign(
+            json!({"name": "later", "total_stock": 10, "starts_at": starts.to_string()}),
+        )
         .await;
     assert_eq!(c["status"], "scheduled");
     let (status, body) = t.issue(c["id"].as_str().unwrap(), "early-bird").await;
@@ -153,7 +165,9 @@ async fn coupons_are_readable_by_id_and_carry_the_campaign_rules() {
     let issued_at: jiff::Timestamp = coupon["issued_at"].as_str().unwrap().parse().unwrap();
     let expires_at: jiff::Timestamp = coupon["expires_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(expires_at.duration_since(issued_at).as_secs(), 3600);
-    assert!(firstcome_engine::is_well_formed_code(coupon["code"].as_str().unwrap()));
+    assert!(firstcome_engine::is_well_formed_code(
+        coupon["code"].as_str().unwrap()
+    ));
 
     let path = format!("/v1/coupons/{}", coupon["id"].as_str().unwrap());
     let (status, read) = send(t.issuer(Method::GET, &path)).await;
@@ -166,7 +180,9 @@ async fn campaigns_and_user_coupons_paginate_with_cursors() {
     let t = TestServer::start().await;
     let mut created = Vec::new();
     for i in 0..5 {
-        let c = t.create_campaign(json!({"name": format!("c{i}"), "total_stock": 3})).await;
+        let c = t
+            .create_campaign(json!({"name": format!("c{i}"), "total_stock": 3}))
+            .await;
         let (status, _) = t.issue(c["id"].as_str().unwrap(), "collector").await;
         assert_eq!(status, StatusCode::CREATED);
         created.push(c["id"].as_str().unwrap().to_string());
@@ -174,7 +190,9 @@ async fn campaigns_and_user_coupons_paginate_with_cursors() {
     let mut listed = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut req = t.issuer(Method::GET, "/v1/campaigns").query(&[("limit", "2")]);
+        let mut req = t
+            .issuer(Method::GET, "/v1/campaigns")
+            .query(&[("limit", "2")]);
         if let Some(c) = &cursor {
             req = req.query(&[("cursor", c)]);
         }
@@ -207,7 +225,9 @@ async fn campaigns_and_user_coupons_paginate_with_cursors() {
 #[tokio::test]
 async fn metrics_report_outcomes_routes_and_commit_batches() {
     let t = TestServer::start().await;
-    let c = t.create_campaign(json!({"name": "observed", "total_stock": 1})).await;
+    let c = t
+        .create_campaign(json!({"name": "observed", "total_stock": 1}))
+        .await;
     let cid = c["id"].as_str().unwrap();
     t.issue(cid, "m1").await;
     t.issue(cid, "m2").await;
@@ -232,7 +252,13 @@ async fn metrics_report_outcomes_routes_and_commit_batches() {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
     for path in ["/healthz", "/readyz"] {
-        let s = t.client.get(format!("{}{path}", t.base)).send().await.unwrap().status();
+        let s = t
+            .client
+            .get(format!("{}{path}", t.base))
+            .send()
+            .await
+            .unwrap()
+            .status();
         assert_eq!(s, StatusCode::OK, "{path}");
     }
 }

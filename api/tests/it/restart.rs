@@ -11,7 +11,9 @@ async fn campaigns_and_coupons_survive_a_restart_and_issuing_continues() {
     let c = t
         .create_campaign(json!({"name": "durable", "total_stock": 5, "coupon_valid_for_secs": 60}))
         .await;
-    let other = t.create_campaign(json!({"name": "untouched", "total_stock": 1})).await;
+    let other = t
+        .create_campaign(json!({"name": "untouched", "total_stock": 1}))
+        .await;
     let cid = c["id"].as_str().unwrap().to_string();
     let mut before = Vec::new();
     for user in ["r1", "r2", "r3"] {
