@@ -35,27 +35,28 @@ const KEYS_FILE: &str = "api-keys.toml";
 
 impl ApiKeys {
     /// The configured keys; for any key not configured, the one kept in the data dir,
-    /// generated (and returned in the second value, to print once) on first start.
+    /// generated on first start. The second value lists the generated keys that are in
+    /// effect (scope, key), for printing once.
     pub fn resolve(
         admin: Option<String>,
         issuer: Option<String>,
         data_dir: &Path,
-    ) -> std::io::Result<(ApiKeys, Option<ApiKeys>)> {
+    ) -> std::io::Result<(ApiKeys, Vec<(&'static str, String)>)> {
         if let (Some(admin_key), Some(issuer_key)) = (admin.clone(), issuer.clone()) {
             return Ok((
                 ApiKeys {
                     admin_key,
                     issuer_key,
                 },
-                None,
+                Vec::new(),
             ));
         }
         let path = data_dir.join(KEYS_FILE);
-        let (stored, generated) = match std::fs::read_to_string(&path) {
+        let (stored, fresh) = match std::fs::read_to_string(&path) {
             Ok(text) => (
                 toml::from_str::<ApiKeys>(&text)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
-                None,
+                false,
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let keys = ApiKeys {
@@ -63,10 +64,17 @@ impl ApiKeys {
                     issuer_key: new_key("fci"),
                 };
                 write_private(&path, &toml::to_string(&keys).expect("keys serialize"))?;
-                (keys.clone(), Some(keys))
+                (keys, true)
             }
             Err(e) => return Err(e),
         };
+        let mut generated = Vec::new();
+        if fresh && admin.is_none() {
+            generated.push(("admin", stored.admin_key.clone()));
+        }
+        if fresh && issuer.is_none() {
+            generated.push(("issuer", stored.issuer_key.clone()));
+        }
         Ok((
             ApiKeys {
                 admin_key: admin.unwrap_or(stored.admin_key),
@@ -163,13 +171,22 @@ mod tests {
     fn keys_are_generated_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (first, generated) = ApiKeys::resolve(None, None, dir.path()).unwrap();
-        assert!(generated.is_some());
+        assert_eq!(generated.len(), 2);
         let (again, generated) = ApiKeys::resolve(None, None, dir.path()).unwrap();
-        assert!(generated.is_none());
+        assert!(generated.is_empty());
         assert_eq!(first.admin_key, again.admin_key);
         assert_ne!(first.admin_key, first.issuer_key);
         assert_eq!(first.scope_of(&first.admin_key), Some(Scope::Admin));
         assert_eq!(first.scope_of(&first.issuer_key), Some(Scope::Issuer));
         assert_eq!(first.scope_of("fca_guess"), None);
+    }
+
+    #[test]
+    fn only_keys_in_effect_are_reported_as_generated() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = "configured-admin-key-123".to_string();
+        let (keys, generated) = ApiKeys::resolve(Some(admin.clone()), None, dir.path()).unwrap();
+        assert_eq!(keys.admin_key, admin);
+        assert_eq!(generated, vec![("issuer", keys.issuer_key.clone())]);
     }
 }

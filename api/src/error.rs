@@ -132,9 +132,13 @@ impl From<EngineError> for ApiError {
                 tracing::warn!(%what, "unavailable");
                 ApiError::Unavailable
             }
-            e @ (EngineError::Storage(_) | EngineError::Actor(_)) => {
-                ApiError::Internal(e.to_string())
+            // The store refuses writes after a failed flush (fail-stop): that is an
+            // outage to retry after, not a bug in the request.
+            EngineError::Storage(e) => {
+                tracing::error!(error = %e, "storage failure");
+                ApiError::Unavailable
             }
+            e @ EngineError::Actor(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 /// firstcome: exact, durable first-come-first-served coupon issuance.
 #[derive(Debug, Parser)]
-#[command(name = "firstcome", version, about)]
+#[command(name = "firstcome", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -103,11 +103,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = Config::merge(file, overrides)?;
     let server = Server::start(config).await?;
-    if let Some(keys) = &server.generated_keys {
+    if !server.generated_keys.is_empty() {
         // Printed once, on the start that generated them; they stay in the data dir.
         println!("generated API keys (kept in the data dir, printed only now):");
-        println!("  admin:  {}", keys.admin_key);
-        println!("  issuer: {}", keys.issuer_key);
+        for (scope, key) in &server.generated_keys {
+            println!("  {scope}: {key}");
+        }
     }
     println!("firstcome listening on http://{}", server.addr);
     shutdown_signal().await;

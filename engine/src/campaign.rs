@@ -138,6 +138,11 @@ impl Actor for CampaignActor {
         _myself: ActorRef<Self::Msg>,
         record: CampaignRecord,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // A barrier first: if this actor replaces one that failed, that actor's last
+        // decisions may still be queued in the committer. The committer works in order,
+        // so once this empty commit completes they are applied, and recovery sees them
+        // (otherwise a coupon already promised to one user could be issued to another).
+        crate::engine::commit(&self.shared.committer, Writes::new()).await?;
         let store = self.shared.store.clone();
         let id = record.id.clone();
         let started = std::time::Instant::now();

@@ -169,7 +169,12 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, failed: 
                     for (k, v) in w.ops {
                         b.insert(k, v);
                     }
-                    d(store.apply_and_flush(b));
+                    let r = store.apply_and_flush(b);
+                    if let Err(e) = &r {
+                        failed.store(true, Ordering::Relaxed);
+                        poisoned = Some(e.clone());
+                    }
+                    d(r);
                 }
             }
         }

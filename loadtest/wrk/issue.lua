@@ -1,0 +1,43 @@
+-- wrk script: every request issues a coupon to a new, distinct user.
+--   wrk -t2 -c64 -d10s -s loadtest/wrk/issue.lua http://127.0.0.1:8080 -- <campaign_id> <issuer_key>
+-- Prints the count of each status at the end, so a run that was mostly refusals is seen.
+
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  campaign = args[1]
+  key = args[2]
+  counter = 0
+  statuses = {}
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
+
+function request()
+  counter = counter + 1
+  local body = string.format('{"user_id":"wrk-%d-%d"}', tid, counter)
+  return wrk.format(nil, "/v1/campaigns/" .. campaign .. "/issue", nil, body)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    local s = t:get("statuses")
+    for code, n in pairs(s) do
+      total[code] = (total[code] or 0) + n
+    end
+  end
+  for code, n in pairs(total) do
+    io.write(string.format("status %d: %d\n", code, n))
+  end
+end
