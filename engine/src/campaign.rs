@@ -146,10 +146,16 @@ impl Actor for CampaignActor {
         let store = self.shared.store.clone();
         let id = record.id.clone();
         let started = std::time::Instant::now();
-        // Reading up to a million holders is blocking I/O: keep it off the async workers.
-        let recovered = tokio::task::spawn_blocking(move || store.recover_holders(&id)).await??;
-        let from_chunks = recovered.from_chunks;
-        let mut ledger = Ledger::recover(record.total_stock, record.per_user_limit, recovered);
+        let (stock, limit) = (record.total_stock, record.per_user_limit);
+        // Reading and indexing up to a million holders is blocking work (hundreds of
+        // milliseconds): keep it off the async workers.
+        let (mut ledger, from_chunks) = tokio::task::spawn_blocking(move || {
+            store.recover_holders(&id).map(|r| {
+                let from_chunks = r.from_chunks;
+                (Ledger::recover(stock, limit, r), from_chunks)
+            })
+        })
+        .await??;
         tracing::debug!(
             campaign = %record.id,
             issued = ledger.issued(),

@@ -3,7 +3,6 @@
 //! I/O and time, so its rules are unit-tested directly.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use firstcome_storage::{HOLDER_CHUNK, Recovered};
 use smallvec::SmallVec;
@@ -25,16 +24,19 @@ pub struct Ledger {
     per_user_limit: u32,
     issued: u64,
     // Most campaigns allow one coupon per user: one seq inline, no second allocation.
-    holders: HashMap<Arc<str>, SmallVec<[u64; 1]>>,
-    /// Holders of the seqs after the last complete holder chunk, in seq order.
-    chunk_tail: Vec<Arc<str>>,
+    // Box<str>, not Arc<str>: recovery turns each decoded String into a key without
+    // copying it (a million copies were a third of the recovery time).
+    holders: HashMap<Box<str>, SmallVec<[u64; 1]>>,
+    /// Holders of the seqs after the last complete holder chunk, in seq order (a copy of
+    /// the key, at most HOLDER_CHUNK of them, so the chunk can be written when full).
+    chunk_tail: Vec<Box<str>>,
 }
 
 /// A full holder chunk, ready to be written.
 #[derive(Debug)]
 pub struct FullChunk {
     pub chunk: u32,
-    pub users: Vec<Arc<str>>,
+    pub users: Vec<Box<str>>,
 }
 
 impl Ledger {
@@ -44,12 +46,12 @@ impl Ledger {
 
     /// Rebuilds the ledger from the holders of the durable coupons, by seq.
     pub fn recover(total_stock: u64, per_user_limit: u32, recovered: Recovered) -> Self {
-        let mut holders: HashMap<Arc<str>, SmallVec<[u64; 1]>> =
+        let mut holders: HashMap<Box<str>, SmallVec<[u64; 1]>> =
             HashMap::with_capacity(recovered.holders.len());
         let mut chunk_tail = Vec::new();
         let chunked = recovered.from_chunks as usize;
         for (seq, user) in recovered.holders.into_iter().enumerate() {
-            let user: Arc<str> = user.into();
+            let user = user.into_boxed_str();
             if seq >= chunked {
                 chunk_tail.push(user.clone());
             }
@@ -90,12 +92,13 @@ impl Ledger {
         }
         let seq = self.issued;
         self.issued += 1;
-        let user: Arc<str> = match self.holders.get_key_value(user) {
-            Some((k, _)) => k.clone(),
-            None => user.into(),
-        };
-        self.chunk_tail.push(user.clone());
-        self.holders.entry(user).or_default().push(seq);
+        self.chunk_tail.push(user.into());
+        match self.holders.get_mut(user) {
+            Some(held) => held.push(seq),
+            None => {
+                self.holders.insert(user.into(), smallvec::smallvec![seq]);
+            }
+        }
         Decision::Issue { seq }
     }
 

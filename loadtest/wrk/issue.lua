@@ -1,5 +1,7 @@
 -- wrk script: every request issues a coupon to a new, distinct user.
---   wrk -t2 -c64 -d10s -s loadtest/wrk/issue.lua http://127.0.0.1:8080 -- <campaign_id> <issuer_key>
+--   wrk -t2 -c64 -d10s -s loadtest/wrk/issue.lua http://127.0.0.1:8080 -- <campaign_id> <issuer_key> [run_prefix]
+-- User ids are "<run_prefix>-<thread>-<n>"; give each run its own prefix (default: the time)
+-- or a second run against the same campaign only hears already_issued.
 -- Prints the count of each status at the end, so a run that was mostly refusals is seen.
 
 local threads = {}
@@ -12,6 +14,7 @@ end
 function init(args)
   campaign = args[1]
   key = args[2]
+  prefix = args[3] or tostring(os.time())
   counter = 0
   statuses = {}
   wrk.method = "POST"
@@ -21,7 +24,7 @@ end
 
 function request()
   counter = counter + 1
-  local body = string.format('{"user_id":"wrk-%d-%d"}', tid, counter)
+  local body = string.format('{"user_id":"%s-%d-%d"}', prefix, tid, counter)
   return wrk.format(nil, "/v1/campaigns/" .. campaign .. "/issue", nil, body)
 end
 
