@@ -138,11 +138,10 @@ impl Actor for CampaignActor {
         _myself: ActorRef<Self::Msg>,
         record: CampaignRecord,
     ) -> Result<Self::State, ActorProcessingErr> {
-        // A barrier first: if this actor replaces one that failed, that actor's last
-        // decisions may still be queued in the committer. The committer works in order,
-        // so once this empty commit completes they are applied, and recovery sees them
-        // (otherwise a coupon already promised to one user could be issued to another).
-        crate::engine::commit(&self.shared.committer, Writes::new()).await?;
+        // If this actor replaces one that failed, that actor applied each decision's
+        // writes before taking its next message (Committer::submit applies at once), so
+        // recovery sees every coupon it promised, flushed or not, and never issues one
+        // of them again.
         let store = self.shared.store.clone();
         let id = record.id.clone();
         let started = std::time::Instant::now();

@@ -45,7 +45,8 @@ pub struct Recovered {
 /// committer thread only copies bytes.
 #[derive(Debug, Default)]
 pub struct Writes {
-    pub(crate) ops: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Key and new value; `None` removes the key.
+    pub(crate) ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Writes {
@@ -62,17 +63,20 @@ impl Writes {
     }
 
     pub fn put_campaign(&mut self, c: &CampaignRecord) -> Result<(), StorageError> {
-        self.ops.push((keys::campaign(&c.id), records::encode(c)?));
+        self.ops
+            .push((keys::campaign(&c.id), Some(records::encode(c)?)));
         Ok(())
     }
 
     /// The coupon and its entry in the user's index, always together.
     pub fn put_coupon(&mut self, c: &CouponRecord) -> Result<(), StorageError> {
-        self.ops
-            .push((keys::coupon(&c.campaign_id, c.seq), records::encode(c)?));
+        self.ops.push((
+            keys::coupon(&c.campaign_id, c.seq),
+            Some(records::encode(c)?),
+        ));
         self.ops.push((
             keys::user_coupon(&c.user_id, &c.campaign_id, c.seq),
-            Vec::new(),
+            Some(Vec::new()),
         ));
         Ok(())
     }
@@ -87,13 +91,13 @@ impl Writes {
         debug_assert_eq!(users.len() as u64, HOLDER_CHUNK);
         self.ops.push((
             keys::holder_chunk(campaign_id, chunk),
-            records::encode(&users)?,
+            Some(records::encode(&users)?),
         ));
         Ok(())
     }
 
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {
-        self.ops.push((keys::meta(name), value.to_vec()));
+        self.ops.push((keys::meta(name), Some(value.to_vec())));
     }
 }
 
@@ -113,8 +117,21 @@ impl Store {
         })
     }
 
-    pub(crate) fn apply_and_flush(&self, batch: sled::Batch) -> Result<(), StorageError> {
+    /// Applies `writes` atomically. Visible to readers at once; durable only after the
+    /// next [`Store::flush`].
+    pub(crate) fn apply(&self, writes: Writes) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes.ops {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
         self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub(crate) fn flush(&self) -> Result<(), StorageError> {
         self.db.flush()?;
         Ok(())
     }
