@@ -161,6 +161,8 @@ pub struct CouponJson {
     pub issued_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub status: &'static str,
+    pub redeemed_at: Option<Timestamp>,
+    pub order_id: Option<String>,
 }
 
 impl From<Coupon> for CouponJson {
@@ -173,6 +175,8 @@ impl From<Coupon> for CouponJson {
             issued_at: c.issued_at,
             expires_at: c.expires_at,
             status: c.status.as_str(),
+            redeemed_at: c.redeemed_at,
+            order_id: c.order_id,
         }
     }
 }
@@ -181,6 +185,29 @@ impl From<Coupon> for CouponJson {
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     pub user_id: String,
+}
+
+/// Body of redeem and cancel-redemption.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponUseRequest {
+    pub user_id: String,
+    pub order_id: Option<String>,
+}
+
+impl CouponUseRequest {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        validate_user_id(&self.user_id)?;
+        if let Some(o) = &self.order_id {
+            let n = o.chars().count();
+            if n == 0 || n > 128 || o.chars().any(char::is_control) {
+                return Err(ApiError::InvalidRequest(
+                    "order_id must be 1 to 128 printable characters".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize)]

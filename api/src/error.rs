@@ -35,6 +35,16 @@ pub enum ApiError {
         NotActiveReason::Ended => "the campaign has ended",
     })]
     NotActive(NotActiveReason),
+    #[error("the user does not hold this coupon")]
+    NotOwner,
+    #[error("the coupon is already redeemed")]
+    AlreadyRedeemed,
+    #[error("the coupon has expired")]
+    Expired,
+    #[error("the coupon is not redeemed")]
+    NotRedeemed,
+    #[error("the coupon was redeemed for another order")]
+    OrderMismatch,
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("the request body must be JSON with `Content-Type: application/json`")]
@@ -53,14 +63,18 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::NotOwner => StatusCode::FORBIDDEN,
             ApiError::RouteNotFound | ApiError::CampaignNotFound | ApiError::CouponNotFound => {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::AlreadyIssued { .. } | ApiError::SoldOut | ApiError::NotActive(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::AlreadyIssued { .. }
+            | ApiError::SoldOut
+            | ApiError::NotActive(_)
+            | ApiError::AlreadyRedeemed
+            | ApiError::Expired
+            | ApiError::NotRedeemed
+            | ApiError::OrderMismatch => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -81,6 +95,11 @@ impl ApiError {
             ApiError::AlreadyIssued { .. } => "already_issued",
             ApiError::SoldOut => "sold_out",
             ApiError::NotActive(_) => "not_active",
+            ApiError::NotOwner => "not_owner",
+            ApiError::AlreadyRedeemed => "already_redeemed",
+            ApiError::Expired => "expired",
+            ApiError::NotRedeemed => "not_redeemed",
+            ApiError::OrderMismatch => "order_mismatch",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Overloaded => "overloaded",

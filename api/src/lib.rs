@@ -51,6 +51,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/campaigns/{id}", get(campaigns::get))
         .route("/v1/campaigns/{id}/issue", post(campaigns::issue))
         .route("/v1/coupons/{id}", get(coupons::get))
+        .route("/v1/coupons/{id}/redeem", post(coupons::redeem))
+        .route(
+            "/v1/coupons/{id}/cancel-redemption",
+            post(coupons::cancel_redemption),
+        )
         .route("/v1/users/{user_id}/coupons", get(coupons::of_user))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -17,7 +17,9 @@ use crate::EngineError;
 use crate::engine::Shared;
 use crate::ids::coupon_id;
 use crate::ledger::{Decision, Ledger};
-use crate::model::{self, CampaignView, Coupon, IssueOutcome};
+use crate::model::{
+    self, CampaignView, Coupon, CouponChange, CouponStatus as Effective, IssueOutcome,
+};
 
 pub type Reply<T> = RpcReplyPort<Result<T, EngineError>>;
 
@@ -27,6 +29,20 @@ pub enum CampaignMsg {
         reply: Reply<IssueOutcome>,
     },
     Get(Reply<CampaignView>),
+    /// Redeem coupon `seq` of this campaign for `user_id`.
+    Redeem {
+        seq: u64,
+        user_id: String,
+        order_id: Option<String>,
+        reply: Reply<CouponChange>,
+    },
+    /// Undo a redemption (an order was cancelled).
+    CancelRedemption {
+        seq: u64,
+        user_id: String,
+        order_id: Option<String>,
+        reply: Reply<CouponChange>,
+    },
     /// Makes the handler fail, to test supervision.
     #[cfg(test)]
     InjectFailure,
@@ -111,6 +127,8 @@ impl CampaignActor {
             issued_at,
             expires_at: model::expires_at(rec, issued_at),
             status: CouponStatus::Issued,
+            redeemed_at: None,
+            order_id: None,
         };
         let mut writes = Writes::new();
         // An encoding failure here would leave the ledger ahead of the store: fail the
@@ -122,8 +140,66 @@ impl CampaignActor {
         self.reply_when_durable(
             writes,
             reply,
-            Ok(IssueOutcome::Issued(Coupon::from(coupon))),
+            Ok(IssueOutcome::Issued(Coupon::at(coupon, now))),
         );
+        Ok(())
+    }
+
+    /// Redeem and cancel-redemption: read the coupon (the store already holds this
+    /// actor's own latest writes, flushed or not), decide, write, reply when durable.
+    fn change_coupon(
+        &self,
+        state: &CampaignState,
+        seq: u64,
+        user_id: &str,
+        order_id: Option<String>,
+        redeem: bool,
+        reply: Reply<CouponChange>,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(mut coupon) = self.shared.store.coupon(&state.record.id, seq)? else {
+            self.reply_when_durable(Writes::new(), reply, Err(EngineError::CouponNotFound));
+            return Ok(());
+        };
+        let now = self.shared.clock.now();
+        let effective = model::effective_status(&coupon, now);
+        let refusal = if coupon.user_id != user_id {
+            Some(CouponChange::NotOwner)
+        } else if redeem {
+            match effective {
+                Effective::Redeemed => Some(CouponChange::AlreadyRedeemed),
+                Effective::Expired => Some(CouponChange::Expired),
+                Effective::Issued => None,
+            }
+        } else if effective != Effective::Redeemed {
+            Some(CouponChange::NotRedeemed)
+        } else if order_id.is_some() && order_id != coupon.order_id {
+            Some(CouponChange::OrderMismatch)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            self.reply_when_durable(Writes::new(), reply, Ok(refusal));
+            return Ok(());
+        }
+        if redeem {
+            coupon.status = CouponStatus::Redeemed;
+            coupon.redeemed_at = Some(now.as_microsecond());
+            coupon.order_id = order_id;
+        } else {
+            // Back to issued, unless its validity passed meanwhile: then it is expired.
+            let past = coupon.expires_at.is_some_and(|e| now.as_microsecond() >= e);
+            coupon.status = if past {
+                CouponStatus::Expired
+            } else {
+                CouponStatus::Issued
+            };
+            coupon.redeemed_at = None;
+            coupon.order_id = None;
+        }
+        let mut writes = Writes::new();
+        writes.put_coupon(&coupon)?;
+        let changed = CouponChange::Done(Coupon::at(coupon, now));
+        self.reply_when_durable(writes, reply, Ok(changed));
         Ok(())
     }
 }
@@ -193,6 +269,18 @@ impl Actor for CampaignActor {
                 let view = self.view(state);
                 self.reply_when_durable(Writes::new(), reply, Ok(view));
             }
+            CampaignMsg::Redeem {
+                seq,
+                user_id,
+                order_id,
+                reply,
+            } => self.change_coupon(state, seq, &user_id, order_id, true, reply)?,
+            CampaignMsg::CancelRedemption {
+                seq,
+                user_id,
+                order_id,
+                reply,
+            } => self.change_coupon(state, seq, &user_id, order_id, false, reply)?,
             #[cfg(test)]
             CampaignMsg::InjectFailure => return Err("injected failure".into()),
         }

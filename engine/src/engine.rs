@@ -14,7 +14,7 @@ use crate::campaign::CampaignMsg;
 use crate::clock::Clock;
 use crate::codes::CouponCodes;
 use crate::ids::{is_campaign_id, parse_coupon_id};
-use crate::model::{CampaignView, Coupon, IssueOutcome, NewCampaign};
+use crate::model::{CampaignView, Coupon, CouponChange, IssueOutcome, NewCampaign};
 use crate::supervisor::{CampaignSupervisor, SupervisorMsg};
 
 /// What every actor of one engine shares: read-only handles, and the directory of
@@ -219,14 +219,71 @@ impl Engine {
         result
     }
 
-    /// One coupon by id, as stored.
+    /// One coupon by id, as stored, with its status as of now.
     pub fn coupon(&self, coupon_id: &str) -> Result<Coupon, EngineError> {
         let (cid, seq) = parse_coupon_id(coupon_id).ok_or(EngineError::CouponNotFound)?;
+        let now = self.shared.clock.now();
         self.shared
             .store
             .coupon(cid, seq)?
-            .map(Coupon::from)
+            .map(|r| Coupon::at(r, now))
             .ok_or(EngineError::CouponNotFound)
+    }
+
+    /// Redeems a coupon for its holder (`order_id` is kept for cancellation).
+    pub async fn redeem(
+        &self,
+        coupon_id: &str,
+        user_id: &str,
+        order_id: Option<String>,
+    ) -> Result<CouponChange, EngineError> {
+        self.change_coupon(coupon_id, user_id, order_id, true).await
+    }
+
+    /// Undoes a redemption; with `order_id`, only for that order.
+    pub async fn cancel_redemption(
+        &self,
+        coupon_id: &str,
+        user_id: &str,
+        order_id: Option<String>,
+    ) -> Result<CouponChange, EngineError> {
+        self.change_coupon(coupon_id, user_id, order_id, false)
+            .await
+    }
+
+    async fn change_coupon(
+        &self,
+        coupon_id: &str,
+        user_id: &str,
+        order_id: Option<String>,
+        redeem: bool,
+    ) -> Result<CouponChange, EngineError> {
+        let (cid, seq) = parse_coupon_id(coupon_id).ok_or(EngineError::CouponNotFound)?;
+        let user_id = user_id.to_string();
+        let result = self
+            .call(cid, |reply| {
+                if redeem {
+                    CampaignMsg::Redeem {
+                        seq,
+                        user_id,
+                        order_id,
+                        reply,
+                    }
+                } else {
+                    CampaignMsg::CancelRedemption {
+                        seq,
+                        user_id,
+                        order_id,
+                        reply,
+                    }
+                }
+            })
+            .await;
+        match result {
+            // The coupon's campaign does not exist, so neither does the coupon.
+            Err(EngineError::CampaignNotFound) => Err(EngineError::CouponNotFound),
+            other => other,
+        }
     }
 
     /// A user's coupons, `limit` at a time after the coupon id `after`, and whether
@@ -244,7 +301,11 @@ impl Engine {
         let mut records = self.shared.store.user_coupons(user_id, after, limit + 1)?;
         let more = records.len() > limit;
         records.truncate(limit);
-        Ok((records.into_iter().map(Coupon::from).collect(), more))
+        let now = self.shared.clock.now();
+        Ok((
+            records.into_iter().map(|r| Coupon::at(r, now)).collect(),
+            more,
+        ))
     }
 
     /// Stops the campaign actors once their mailboxes are empty, then commits and

@@ -30,7 +30,7 @@ pub use firstcome_storage::{Discount, DiscountKind, Store, StoreConfig};
 pub use ids::{is_campaign_id, parse_coupon_id};
 pub use ledger::{Decision, Ledger};
 pub use model::{
-    CampaignStatus, CampaignView, Coupon, CouponStatus, CouponValidity, IssueOutcome,
+    CampaignStatus, CampaignView, Coupon, CouponChange, CouponStatus, CouponValidity, IssueOutcome,
     MAX_TOTAL_STOCK, NewCampaign, NotActiveReason,
 };
 pub use supervisor::{CampaignSupervisor, SupervisorMsg};

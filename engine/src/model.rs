@@ -1,6 +1,8 @@
 //! What the engine takes and gives: campaign specifications, views, coupons, outcomes.
 
-use firstcome_storage::{CampaignRecord, CouponRecord, Discount, DiscountKind, Validity};
+use firstcome_storage::{
+    CampaignRecord, CouponRecord, CouponStatus as StoredStatus, Discount, DiscountKind, Validity,
+};
 use jiff::Timestamp;
 
 use crate::EngineError;
@@ -198,13 +200,30 @@ pub(crate) fn expires_at(rec: &CampaignRecord, issued_at: i64) -> Option<i64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CouponStatus {
     Issued,
+    Redeemed,
+    Expired,
 }
 
 impl CouponStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             CouponStatus::Issued => "issued",
+            CouponStatus::Redeemed => "redeemed",
+            CouponStatus::Expired => "expired",
         }
+    }
+}
+
+/// The status a stored coupon has at `now`: an issued coupon past `expires_at` is
+/// expired for every read and every operation, whether or not that was written yet.
+pub(crate) fn effective_status(r: &CouponRecord, now: Timestamp) -> CouponStatus {
+    match r.status {
+        StoredStatus::Redeemed => CouponStatus::Redeemed,
+        StoredStatus::Expired => CouponStatus::Expired,
+        StoredStatus::Issued if r.expires_at.is_some_and(|e| now.as_microsecond() >= e) => {
+            CouponStatus::Expired
+        }
+        StoredStatus::Issued => CouponStatus::Issued,
     }
 }
 
@@ -217,22 +236,38 @@ pub struct Coupon {
     pub issued_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub status: CouponStatus,
+    pub redeemed_at: Option<Timestamp>,
+    pub order_id: Option<String>,
 }
 
-impl From<CouponRecord> for Coupon {
-    fn from(r: CouponRecord) -> Self {
+impl Coupon {
+    /// The coupon as seen at `now`.
+    pub fn at(r: CouponRecord, now: Timestamp) -> Self {
         Coupon {
             id: coupon_id(&r.campaign_id, r.seq),
+            status: effective_status(&r, now),
             code: r.code,
             campaign_id: r.campaign_id,
             user_id: r.user_id,
             issued_at: from_micros(r.issued_at),
             expires_at: r.expires_at.map(from_micros),
-            status: match r.status {
-                firstcome_storage::CouponStatus::Issued => CouponStatus::Issued,
-            },
+            redeemed_at: r.redeemed_at.map(from_micros),
+            order_id: r.order_id,
         }
     }
+}
+
+/// The answer to a redeem or cancel-redemption request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CouponChange {
+    Done(Coupon),
+    /// The user is not the coupon's holder.
+    NotOwner,
+    AlreadyRedeemed,
+    Expired,
+    NotRedeemed,
+    /// cancel-redemption named another order than the one the coupon was redeemed for.
+    OrderMismatch,
 }
 
 /// The answer to an issue request. Every variant is final and reflects durable state.

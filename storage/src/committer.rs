@@ -234,6 +234,8 @@ mod tests {
             issued_at: 0,
             expires_at: None,
             status: CouponStatus::Issued,
+            redeemed_at: None,
+            order_id: None,
         }
     }
 

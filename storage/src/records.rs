@@ -64,6 +64,8 @@ pub struct Discount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CouponStatus {
     Issued,
+    Redeemed,
+    Expired,
 }
 
 /// One issued coupon. Its id is derived (`campaign_id` + `-` + seq), not stored.
@@ -71,14 +73,58 @@ pub enum CouponStatus {
 pub struct CouponRecord {
     pub campaign_id: String,
     /// Position in the campaign's issue order, from 0. Durable coupons of a campaign
-    /// always form a gap-free prefix 0..issued, because the committer applies batches
-    /// in submission order.
+    /// always form a gap-free prefix 0..issued, because its actor applies its decisions
+    /// in order.
     pub seq: u64,
     pub user_id: String,
     pub code: String,
     pub issued_at: i64,
     pub expires_at: Option<i64>,
     pub status: CouponStatus,
+    /// Set while redeemed.
+    pub redeemed_at: Option<i64>,
+    pub order_id: Option<String>,
+}
+
+/// Version 2 added redemption. A version-1 coupon is read as a never-redeemed one.
+pub(crate) const COUPON_VERSION: u8 = 2;
+
+#[derive(serde::Deserialize)]
+struct CouponRecordV1 {
+    campaign_id: String,
+    seq: u64,
+    user_id: String,
+    code: String,
+    issued_at: i64,
+    expires_at: Option<i64>,
+    _status: u32,
+}
+
+pub(crate) fn encode_coupon(c: &CouponRecord) -> Result<Vec<u8>, StorageError> {
+    let mut out = encode(c)?;
+    out[0] = COUPON_VERSION;
+    Ok(out)
+}
+
+pub(crate) fn decode_coupon(bytes: &[u8]) -> Result<CouponRecord, StorageError> {
+    match bytes.first() {
+        Some(&COUPON_VERSION) => decode_body("coupon", &bytes[1..]),
+        Some(&RECORD_VERSION) => {
+            let old: CouponRecordV1 = decode("coupon v1", bytes)?;
+            Ok(CouponRecord {
+                campaign_id: old.campaign_id,
+                seq: old.seq,
+                user_id: old.user_id,
+                code: old.code,
+                issued_at: old.issued_at,
+                expires_at: old.expires_at,
+                status: CouponStatus::Issued,
+                redeemed_at: None,
+                order_id: None,
+            })
+        }
+        _ => decode("coupon", bytes),
+    }
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
@@ -94,14 +140,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, StorageError> {
     match bytes.split_first() {
-        Some((&RECORD_VERSION, body)) => {
-            bincode::serde::decode_from_slice(body, bincode::config::standard())
-                .map(|(v, _)| v)
-                .map_err(|e| StorageError::Corrupt {
-                    what,
-                    detail: e.to_string(),
-                })
-        }
+        Some((&RECORD_VERSION, body)) => decode_body(what, body),
         Some((v, _)) => Err(StorageError::Corrupt {
             what,
             detail: format!("unknown record version {v}"),
@@ -111,6 +150,15 @@ pub(crate) fn decode<T: DeserializeOwned>(
             detail: "empty value".into(),
         }),
     }
+}
+
+fn decode_body<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<T, StorageError> {
+    bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| StorageError::Corrupt {
+            what,
+            detail: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -126,11 +174,25 @@ mod tests {
             code: "ABCD-EFGH".into(),
             issued_at: 1_700_000_000_000_000,
             expires_at: Some(1_700_000_100_000_000),
-            status: CouponStatus::Issued,
+            status: CouponStatus::Redeemed,
+            redeemed_at: Some(1_700_000_050_000_000),
+            order_id: Some("order-7".into()),
         };
-        let bytes = encode(&c).unwrap();
-        assert_eq!(bytes[0], RECORD_VERSION);
-        assert_eq!(decode::<CouponRecord>("coupon", &bytes).unwrap(), c);
+        let bytes = encode_coupon(&c).unwrap();
+        assert_eq!(bytes[0], COUPON_VERSION);
+        assert_eq!(decode_coupon(&bytes).unwrap(), c);
+    }
+
+    #[test]
+    fn version_1_coupons_still_read() {
+        #[derive(serde::Serialize)]
+        struct V1<'a>(&'a str, u64, &'a str, &'a str, i64, Option<i64>, u32);
+        let bytes = encode(&V1("0123456789abcdef", 3, "u", "CODE", 5, None, 0)).unwrap();
+        let c = decode_coupon(&bytes).unwrap();
+        assert_eq!(
+            (c.seq, c.status, c.order_id),
+            (3, CouponStatus::Issued, None)
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Writes {
     pub fn put_coupon(&mut self, c: &CouponRecord) -> Result<(), StorageError> {
         self.ops.push((
             keys::coupon(&c.campaign_id, c.seq),
-            Some(records::encode(c)?),
+            Some(records::encode_coupon(c)?),
         ));
         self.ops.push((
             keys::user_coupon(&c.user_id, &c.campaign_id, c.seq),
@@ -204,7 +204,7 @@ impl Store {
     ) -> Result<Option<CouponRecord>, StorageError> {
         self.db
             .get(keys::coupon(campaign_id, seq))?
-            .map(|v| records::decode("coupon", &v))
+            .map(|v| records::decode_coupon(&v))
             .transpose()
     }
 
@@ -284,7 +284,7 @@ impl Store {
             if !k.starts_with(&prefix) {
                 break;
             }
-            let c: CouponRecord = records::decode("coupon", &v)?;
+            let c: CouponRecord = records::decode_coupon(&v)?;
             if c.seq != holders.len() as u64 {
                 return Err(corrupt(
                     "coupons",

@@ -1,14 +1,53 @@
-//! `/v1/coupons/{id}` and `/v1/users/{user_id}/coupons` (issuer).
+//! `/v1/coupons/{id}` (read, redeem, cancel-redemption) and `/v1/users/{user_id}/coupons`
+//! (issuer).
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use firstcome_engine::parse_coupon_id;
+use firstcome_engine::{CouponChange, parse_coupon_id};
 
 use crate::AppState;
 use crate::auth::Issuer;
-use crate::dto::{CouponJson, CouponPage, PageQuery, validate_user_id};
+use crate::dto::{CouponJson, CouponPage, CouponUseRequest, PageQuery, validate_user_id};
 use crate::error::ApiError;
+
+pub async fn redeem(
+    _: Issuer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<CouponUseRequest>, JsonRejection>,
+) -> Result<Json<CouponJson>, ApiError> {
+    let Json(req) = body?;
+    req.validate()?;
+    changed(state.engine.redeem(&id, &req.user_id, req.order_id).await?)
+}
+
+pub async fn cancel_redemption(
+    _: Issuer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<CouponUseRequest>, JsonRejection>,
+) -> Result<Json<CouponJson>, ApiError> {
+    let Json(req) = body?;
+    req.validate()?;
+    changed(
+        state
+            .engine
+            .cancel_redemption(&id, &req.user_id, req.order_id)
+            .await?,
+    )
+}
+
+fn changed(change: CouponChange) -> Result<Json<CouponJson>, ApiError> {
+    match change {
+        CouponChange::Done(c) => Ok(Json(c.into())),
+        CouponChange::NotOwner => Err(ApiError::NotOwner),
+        CouponChange::AlreadyRedeemed => Err(ApiError::AlreadyRedeemed),
+        CouponChange::Expired => Err(ApiError::Expired),
+        CouponChange::NotRedeemed => Err(ApiError::NotRedeemed),
+        CouponChange::OrderMismatch => Err(ApiError::OrderMismatch),
+    }
+}
 
 pub async fn get(
     _: Issuer,

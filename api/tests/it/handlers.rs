@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 use crate::helpers::{ADMIN_KEY, ISSUER_KEY};
 
-async fn state(permits: usize, clock: ManualClock) -> (AppState, tempfile::TempDir) {
+pub(crate) async fn state(permits: usize, clock: ManualClock) -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreConfig {
         path: Some(dir.path().join("store")),
@@ -37,7 +37,7 @@ async fn state(permits: usize, clock: ManualClock) -> (AppState, tempfile::TempD
     (state, dir)
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &axum::Router,
     method: &str,
     uri: &str,

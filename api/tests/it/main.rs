@@ -6,4 +6,5 @@ mod crash;
 mod handlers;
 mod helpers;
 mod issuance;
+mod lifecycle;
 mod restart;
