@@ -151,12 +151,13 @@ impl From<EngineError> for ApiError {
                 tracing::warn!(%what, "unavailable");
                 ApiError::Unavailable
             }
-            // The store refuses writes after a failed flush (fail-stop): that is an
-            // outage to retry after, not a bug in the request.
-            EngineError::Storage(e) => {
-                tracing::error!(error = %e, "storage failure");
+            // Shutting down: retry against the next instance or after the restart.
+            EngineError::Storage(firstcome_storage::StorageError::CommitterStopped) => {
                 ApiError::Unavailable
             }
+            // I/O failure (the store is now fail-stop), a corrupt record: an operator
+            // has to act, so no Retry-After invitation.
+            e @ EngineError::Storage(_) => ApiError::Internal(e.to_string()),
             e @ EngineError::Actor(_) => ApiError::Internal(e.to_string()),
         }
     }

@@ -134,6 +134,8 @@ impl Server {
         let store = tokio::task::spawn_blocking(move || Store::open(&store_cfg))
             .await
             .expect("store open task")?;
+        // Before the engine starts, so that recovery's metrics are recorded.
+        let metrics = metrics::install();
         let engine = Engine::start(
             store,
             clock,
@@ -162,7 +164,7 @@ impl Server {
             engine: engine.clone(),
             keys: Arc::new(keys.clone()),
             issue_permits: Arc::new(Semaphore::new(config.max_inflight_issues)),
-            metrics: metrics::install(),
+            metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
         let app = router(state.clone(), config.max_body_bytes);

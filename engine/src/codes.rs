@@ -84,6 +84,9 @@ impl CouponCodes {
 pub fn is_well_formed(code: &str) -> bool {
     let mut v: u128 = 0;
     let mut symbols = Vec::with_capacity(14);
+    if !code.is_ascii() {
+        return false;
+    }
     for c in code.chars().filter(|c| *c != '-') {
         let c = match c.to_ascii_uppercase() {
             'I' | 'L' => '1',

@@ -1,9 +1,9 @@
 //! # firstcome-storage
 //!
 //! Owns everything firstcome keeps on disk: the sled database, the key layout, the
-//! versioned bincode encoding of records, and the [`Committer`], the one writer that
-//! turns the pending writes of all campaign actors into group commits (one sled batch,
-//! one flush, then all their completions).
+//! versioned bincode encoding of records, and the [`Committer`], which applies each
+//! decision's writes as one atomic sled batch and releases the replies of many
+//! decisions after one shared flush (group commit).
 //!
 //! It knows nothing of actors or HTTP. The API it offers is deliberately narrow (typed
 //! reads, a [`Writes`] list, the committer) so that sled could be replaced inside this

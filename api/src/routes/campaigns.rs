@@ -70,7 +70,7 @@ pub async fn issue(
     // Admission control: the permit bounds how many issue requests (and so how many
     // actor messages and pending commits) exist at once. Without it, an overload would
     // grow the unbounded actor mailboxes until memory ran out.
-    let _permit = state
+    let permit = state
         .issue_permits
         .clone()
         .try_acquire_owned()
@@ -78,7 +78,18 @@ pub async fn issue(
             metrics::counter!("firstcome_issue_total", "outcome" => "overloaded").increment(1);
             ApiError::Overloaded
         })?;
-    match state.engine.issue(&id, &req.user_id).await? {
+    // The permit travels with the request into its own task: if the client goes away,
+    // hyper drops this handler, but the message already sits in the actor's mailbox and
+    // its commit is queued; the permit must stay taken until they are done, or clients
+    // that time out and retry could grow the mailboxes past the cap.
+    let engine = state.engine.clone();
+    let outcome = tokio::spawn(async move {
+        let _permit = permit;
+        engine.issue(&id, &req.user_id).await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    match outcome {
         IssueOutcome::Issued(coupon) => Ok((
             StatusCode::CREATED,
             Json(IssuedJson {

@@ -78,6 +78,7 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
     let cid = c["id"].as_str().unwrap().to_string();
 
     let acked: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let refused_dup: Arc<Mutex<Vec<String>>> = Arc::default();
     let attempted: Arc<Mutex<HashSet<String>>> = Arc::default();
     let ack_count = Arc::new(AtomicUsize::new(0));
     let enough = Arc::new(tokio::sync::Notify::new());
@@ -92,6 +93,7 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
             enough.clone(),
             stop.clone(),
         );
+        let refused_dup = refused_dup.clone();
         workers.push(tokio::spawn(async move {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -111,7 +113,10 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
                     .send()
                     .await;
                 let Ok(resp) = resp else { break }; // the server is gone
-                if resp.status() == StatusCode::CREATED {
+                if resp.status() == StatusCode::CONFLICT {
+                    // Only already_issued can happen here (stock is not reached).
+                    refused_dup.lock().unwrap().push(user);
+                } else if resp.status() == StatusCode::CREATED {
                     let Ok(body) = resp.json::<Value>().await else {
                         break;
                     };
@@ -165,6 +170,17 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
         held += coupons.len() as u64;
     }
     assert_eq!(held, issued, "the counter matches the stored coupons");
+    // No refusal contradicts what is durable: everyone told already_issued holds one.
+    let refused_dup = refused_dup.lock().unwrap().clone();
+    assert!(!refused_dup.is_empty());
+    for user in &refused_dup {
+        let coupons = user_coupons(&http, &p2.base, ISSUER_KEY, user).await;
+        assert_eq!(
+            coupons.len(),
+            1,
+            "{user} was told already_issued but holds {coupons:?}"
+        );
+    }
 
     // Issuing continues from the right stock: exactly STOCK in the end, never more.
     let mut more = 0u64;
