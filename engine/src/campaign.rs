@@ -8,6 +8,7 @@
 //! of a coupon that a crash could take back, nor of a refusal that recovery would not
 //! repeat.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use firstcome_storage::{CampaignRecord, CouponRecord, CouponStatus, Writes};
@@ -43,6 +44,12 @@ pub enum CampaignMsg {
         order_id: Option<String>,
         reply: Reply<CouponChange>,
     },
+    /// A coupon change this actor submitted is applied and durable (sent by the
+    /// change's completion), so the store now holds it.
+    Settled {
+        seq: u64,
+        change: u64,
+    },
     /// Makes the handler fail, to test supervision.
     #[cfg(test)]
     InjectFailure,
@@ -54,9 +61,22 @@ pub struct CampaignActor {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// A redeem (or, with `redeem` false, a cancel-redemption) request.
+struct CouponUse {
+    seq: u64,
+    user_id: String,
+    order_id: Option<String>,
+    redeem: bool,
+}
+
 pub struct CampaignState {
     record: CampaignRecord,
     ledger: Ledger,
+    /// Coupon changes submitted but not yet reported settled, by seq, with a change
+    /// number. The committer applies writes on its own thread, so until a change settles
+    /// the store may still hold the previous version; decisions read through this map.
+    unsettled: HashMap<u64, (u64, CouponRecord)>,
+    next_change: u64,
 }
 
 impl CampaignActor {
@@ -149,14 +169,21 @@ impl CampaignActor {
     /// actor's own latest writes, flushed or not), decide, write, reply when durable.
     fn change_coupon(
         &self,
-        state: &CampaignState,
-        seq: u64,
-        user_id: &str,
-        order_id: Option<String>,
-        redeem: bool,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        CouponUse {
+            seq,
+            user_id,
+            order_id,
+            redeem,
+        }: CouponUse,
         reply: Reply<CouponChange>,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(mut coupon) = self.shared.store.coupon(&state.record.id, seq)? else {
+        let current = match state.unsettled.get(&seq) {
+            Some((_, c)) => Some(c.clone()),
+            None => self.shared.store.coupon(&state.record.id, seq)?,
+        };
+        let Some(mut coupon) = current else {
             self.reply_when_durable(Writes::new(), reply, Err(EngineError::CouponNotFound));
             return Ok(());
         };
@@ -198,8 +225,24 @@ impl CampaignActor {
         }
         let mut writes = Writes::new();
         writes.put_coupon(&coupon)?;
+        let change = state.next_change;
+        state.next_change += 1;
+        state.unsettled.insert(seq, (change, coupon.clone()));
         let changed = CouponChange::Done(Coupon::at(coupon, now));
-        self.reply_when_durable(writes, reply, Ok(changed));
+        let me = myself.clone();
+        self.shared.committer.submit(
+            writes,
+            Box::new(move |committed| {
+                let answer = match committed {
+                    Ok(()) => {
+                        let _ = me.cast(CampaignMsg::Settled { seq, change });
+                        Ok(changed)
+                    }
+                    Err(e) => Err(EngineError::Storage(e)),
+                };
+                let _ = reply.send(answer);
+            }),
+        );
         Ok(())
     }
 }
@@ -214,10 +257,11 @@ impl Actor for CampaignActor {
         _myself: ActorRef<Self::Msg>,
         record: CampaignRecord,
     ) -> Result<Self::State, ActorProcessingErr> {
-        // If this actor replaces one that failed, that actor applied each decision's
-        // writes before taking its next message (Committer::submit applies at once), so
-        // recovery sees every coupon it promised, flushed or not, and never issues one
-        // of them again.
+        // A barrier first: if this actor replaces one that failed, that actor's last
+        // decisions may still be queued in the committer. The committer works in order,
+        // so once this empty commit completes they are applied, and recovery sees them
+        // (otherwise a coupon already promised to one user could be issued to another).
+        crate::engine::commit(&self.shared.committer, Writes::new()).await?;
         let store = self.shared.store.clone();
         let id = record.id.clone();
         let started = std::time::Instant::now();
@@ -254,12 +298,17 @@ impl Actor for CampaignActor {
                 }),
             );
         }
-        Ok(CampaignState { record, ledger })
+        Ok(CampaignState {
+            record,
+            ledger,
+            unsettled: HashMap::new(),
+            next_change: 0,
+        })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -274,13 +323,35 @@ impl Actor for CampaignActor {
                 user_id,
                 order_id,
                 reply,
-            } => self.change_coupon(state, seq, &user_id, order_id, true, reply)?,
+            } => {
+                let req = CouponUse {
+                    seq,
+                    user_id,
+                    order_id,
+                    redeem: true,
+                };
+                self.change_coupon(&myself, state, req, reply)?
+            }
             CampaignMsg::CancelRedemption {
                 seq,
                 user_id,
                 order_id,
                 reply,
-            } => self.change_coupon(state, seq, &user_id, order_id, false, reply)?,
+            } => {
+                let req = CouponUse {
+                    seq,
+                    user_id,
+                    order_id,
+                    redeem: false,
+                };
+                self.change_coupon(&myself, state, req, reply)?
+            }
+            CampaignMsg::Settled { seq, change } => {
+                // Only if no later change of the same coupon is still on its way.
+                if state.unsettled.get(&seq).is_some_and(|(c, _)| *c == change) {
+                    state.unsettled.remove(&seq);
+                }
+            }
             #[cfg(test)]
             CampaignMsg::InjectFailure => return Err("injected failure".into()),
         }

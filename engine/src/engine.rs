@@ -484,6 +484,53 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redeems_queued_back_to_back_see_each_others_unapplied_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        let id = engine
+            .create_campaign(spec("once", 1))
+            .await
+            .unwrap()
+            .record
+            .id;
+        let coupon = match engine.issue(&id, "holder").await.unwrap() {
+            IssueOutcome::Issued(c) => c,
+            other => panic!("{other:?}"),
+        };
+        let (_, seq) = crate::ids::parse_coupon_id(&coupon.id).unwrap();
+        let actor = engine.shared.lookup(&id).unwrap();
+        // All 50 sit in the mailbox before the first redemption's write is applied by
+        // the committer: only the actor's own record of it can refuse the other 49.
+        let mut replies = Vec::new();
+        for i in 0..50 {
+            let (tx, rx) = ractor::concurrency::oneshot();
+            actor
+                .send_message(CampaignMsg::Redeem {
+                    seq,
+                    user_id: "holder".into(),
+                    order_id: Some(format!("o{i}")),
+                    reply: tx.into(),
+                })
+                .unwrap();
+            replies.push(rx);
+        }
+        let mut done = 0;
+        for rx in replies {
+            match rx.await.unwrap().unwrap() {
+                CouponChange::Done(_) => done += 1,
+                CouponChange::AlreadyRedeemed => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(done, 1);
+        assert_eq!(
+            engine.coupon(&coupon.id).unwrap().order_id.as_deref(),
+            Some("o0")
+        );
+        engine.shutdown(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_users_racing_for_the_last_coupon_get_one_coupon_and_one_sold_out() {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine(dir.path()).await;

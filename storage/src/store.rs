@@ -40,8 +40,9 @@ pub struct Recovered {
     pub from_chunks: u64,
 }
 
-/// The writes of one decision, applied atomically as one sled batch by
-/// [`crate::Committer::submit`]. Encoding happens here, on the deciding actor's thread.
+/// The writes of one decision. The committer applies them atomically, in one sled
+/// batch with the other decisions of its group. Encoding happens here, on the deciding
+/// actor's thread, so the committer thread only copies bytes.
 #[derive(Debug, Default)]
 pub struct Writes {
     /// Key and new value; `None` removes the key.
@@ -116,18 +117,28 @@ impl Store {
         })
     }
 
-    /// Applies `writes` atomically. Visible to readers at once; durable only after the
-    /// next [`Store::flush`].
-    pub(crate) fn apply(&self, writes: Writes) -> Result<(), StorageError> {
+    /// Applies the writes of many decisions as one atomic sled batch. Visible to
+    /// readers at once; durable only after the next [`Store::flush`].
+    pub(crate) fn apply_all(
+        &self,
+        groups: impl Iterator<Item = Writes>,
+    ) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        for (k, v) in writes.ops {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
+        for writes in groups {
+            for (k, v) in writes.ops {
+                match v {
+                    Some(v) => batch.insert(k, v),
+                    None => batch.remove(k),
+                }
             }
         }
         self.db.apply_batch(batch)?;
         Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn apply(&self, writes: Writes) -> Result<(), StorageError> {
+        self.apply_all(std::iter::once(writes))
     }
 
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
