@@ -6,6 +6,53 @@ pub(crate) const COUPON: u8 = b'k';
 pub(crate) const USER_INDEX: u8 = b'u';
 pub(crate) const HOLDER_CHUNK: u8 = b'h';
 pub(crate) const META: u8 = b'm';
+pub(crate) const STATS: u8 = b's';
+pub(crate) const EXPIRY: u8 = b'x';
+pub(crate) const IDEMPOTENCY: u8 = b'i';
+pub(crate) const IDEMPOTENCY_AGE: u8 = b'j';
+
+/// i64 to big-endian bytes that sort like the signed numbers.
+pub(crate) fn ordered_i64(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub(crate) fn from_ordered_i64(b: &[u8]) -> Option<i64> {
+    Some((u64::from_be_bytes(b.try_into().ok()?) ^ (1 << 63)) as i64)
+}
+
+pub(crate) fn stats(campaign_id: &str) -> Vec<u8> {
+    let mut k = vec![STATS];
+    k.extend_from_slice(campaign_id.as_bytes());
+    k
+}
+
+pub(crate) fn expiry_prefix(campaign_id: &str) -> Vec<u8> {
+    let mut k = vec![EXPIRY];
+    k.extend_from_slice(campaign_id.as_bytes());
+    k
+}
+
+/// `x campaign expires_at seq`: a campaign's coupons in expiry order.
+pub(crate) fn expiry(campaign_id: &str, expires_at: i64, seq: u64) -> Vec<u8> {
+    let mut k = expiry_prefix(campaign_id);
+    k.extend_from_slice(&ordered_i64(expires_at));
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn idempotency(key: &str) -> Vec<u8> {
+    let mut k = vec![IDEMPOTENCY];
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// `j created_at key`: idempotency records in age order, for pruning.
+pub(crate) fn idempotency_age(created_at: i64, key: &str) -> Vec<u8> {
+    let mut k = vec![IDEMPOTENCY_AGE];
+    k.extend_from_slice(&ordered_i64(created_at));
+    k.extend_from_slice(key.as_bytes());
+    k
+}
 
 pub(crate) fn campaign(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());

@@ -20,6 +20,10 @@
 //! | `k` campaign_id seq(u64) | [`CouponRecord`] |
 //! | `u` user_id 0x00 campaign_id seq(u64) | empty: the user's coupon index |
 //! | `h` campaign_id chunk(u32) | holder chunk: the user ids of seqs `chunk*HOLDER_CHUNK ..` |
+//! | `s` campaign_id | [`StatsRecord`]: live statistics |
+//! | `x` campaign_id expires_at(i64) seq(u64) | empty: the expiry index, in time order |
+//! | `i` idempotency key | [`IdempotencyRecord`]: the response to replay |
+//! | `j` created_at(i64) idempotency key | empty: idempotency records by age, for pruning |
 //! | `m` name | metadata (the code key, the campaign ordinal counter) |
 
 mod committer;
@@ -31,6 +35,7 @@ mod store;
 pub use committer::{Committer, CommitterConfig, Completion};
 pub use error::StorageError;
 pub use records::{
-    CAMPAIGN_ID_LEN, CampaignRecord, CouponRecord, CouponStatus, Discount, DiscountKind, Validity,
+    CAMPAIGN_ID_LEN, CampaignRecord, CouponRecord, CouponStatus, DayStats, Discount,
+    DiscountKind, IdempotencyRecord, StatsRecord, Validity,
 };
 pub use store::{HOLDER_CHUNK, Recovered, Store, StoreConfig, Writes};

@@ -34,6 +34,88 @@ pub struct CampaignRecord {
     pub store_id: Option<String>,
     pub discount: Option<Discount>,
     pub created_at: i64,
+    /// Paused campaigns refuse to issue. (Version 2; a version-1 record is not paused.)
+    pub paused: bool,
+}
+
+/// Version 2 added `paused`.
+pub(crate) const CAMPAIGN_VERSION: u8 = 2;
+
+#[derive(serde::Deserialize)]
+struct CampaignRecordV1 {
+    id: String,
+    ordinal: u64,
+    name: String,
+    total_stock: u64,
+    per_user_limit: u32,
+    starts_at: Option<i64>,
+    ends_at: Option<i64>,
+    validity: Validity,
+    store_id: Option<String>,
+    discount: Option<Discount>,
+    created_at: i64,
+}
+
+pub(crate) fn encode_campaign(c: &CampaignRecord) -> Result<Vec<u8>, StorageError> {
+    let mut out = encode(c)?;
+    out[0] = CAMPAIGN_VERSION;
+    Ok(out)
+}
+
+pub(crate) fn decode_campaign(bytes: &[u8]) -> Result<CampaignRecord, StorageError> {
+    match bytes.first() {
+        Some(&CAMPAIGN_VERSION) => decode_body("campaign", &bytes[1..]),
+        Some(&RECORD_VERSION) => {
+            let o: CampaignRecordV1 = decode("campaign v1", bytes)?;
+            Ok(CampaignRecord {
+                id: o.id,
+                ordinal: o.ordinal,
+                name: o.name,
+                total_stock: o.total_stock,
+                per_user_limit: o.per_user_limit,
+                starts_at: o.starts_at,
+                ends_at: o.ends_at,
+                validity: o.validity,
+                store_id: o.store_id,
+                discount: o.discount,
+                created_at: o.created_at,
+                paused: false,
+            })
+        }
+        _ => decode("campaign", bytes),
+    }
+}
+
+/// Counts of one UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DayStats {
+    pub issued: u64,
+    pub redeemed: u64,
+    pub cancelled: u64,
+    pub expired: u64,
+}
+
+/// A campaign's live statistics, written in the same batch as every change it counts,
+/// so they are exact after any restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatsRecord {
+    /// Coupons redeemed now (redemptions minus cancelled ones).
+    pub redeemed: u64,
+    /// Coupons whose expiry was recorded.
+    pub expired: u64,
+    /// Days since the Unix epoch (UTC) -> that day's counts.
+    pub per_day: std::collections::BTreeMap<i32, DayStats>,
+}
+
+/// A response kept for an `Idempotency-Key`, replayed to a retry of the same request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdempotencyRecord {
+    /// Hash of what identifies the request (method, route, target, body).
+    pub fingerprint: [u8; 16],
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub created_at: i64,
 }
 
 /// How long a coupon issued by a campaign stays valid.

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 
-use crate::{CampaignRecord, CouponRecord, StorageError, keys, records};
+use crate::{
+    CampaignRecord, CouponRecord, IdempotencyRecord, StatsRecord, StorageError, keys, records,
+};
 
 /// How many coupons one holder chunk covers. When a campaign has issued a multiple of
 /// this, its actor writes the chunk: the user ids of those coupons in seq order, in one
@@ -64,7 +66,7 @@ impl Writes {
 
     pub fn put_campaign(&mut self, c: &CampaignRecord) -> Result<(), StorageError> {
         self.ops
-            .push((keys::campaign(&c.id), Some(records::encode(c)?)));
+            .push((keys::campaign(&c.id), Some(records::encode_campaign(c)?)));
         Ok(())
     }
 
@@ -94,6 +96,41 @@ impl Writes {
             Some(records::encode(&users)?),
         ));
         Ok(())
+    }
+
+    /// Removes a campaign that never issued a coupon: its record and statistics.
+    pub fn delete_campaign(&mut self, campaign_id: &str) {
+        self.ops.push((keys::campaign(campaign_id), None));
+        self.ops.push((keys::stats(campaign_id), None));
+    }
+
+    pub fn put_stats(&mut self, campaign_id: &str, s: &StatsRecord) -> Result<(), StorageError> {
+        self.ops
+            .push((keys::stats(campaign_id), Some(records::encode(s)?)));
+        Ok(())
+    }
+
+    /// Enters coupon `seq` in the campaign's expiry index.
+    pub fn put_expiry(&mut self, campaign_id: &str, expires_at: i64, seq: u64) {
+        self.ops
+            .push((keys::expiry(campaign_id, expires_at, seq), Some(Vec::new())));
+    }
+
+    pub fn remove_expiry(&mut self, campaign_id: &str, expires_at: i64, seq: u64) {
+        self.ops.push((keys::expiry(campaign_id, expires_at, seq), None));
+    }
+
+    pub fn put_idempotency(&mut self, key: &str, r: &IdempotencyRecord) -> Result<(), StorageError> {
+        self.ops
+            .push((keys::idempotency(key), Some(records::encode(r)?)));
+        self.ops
+            .push((keys::idempotency_age(r.created_at, key), Some(Vec::new())));
+        Ok(())
+    }
+
+    pub fn remove_idempotency(&mut self, key: &str, created_at: i64) {
+        self.ops.push((keys::idempotency(key), None));
+        self.ops.push((keys::idempotency_age(created_at, key), None));
     }
 
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {
@@ -178,7 +215,7 @@ impl Store {
     pub fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>, StorageError> {
         self.db
             .get(keys::campaign(id))?
-            .map(|v| records::decode("campaign", &v))
+            .map(|v| records::decode_campaign(&v))
             .transpose()
     }
 
@@ -202,7 +239,7 @@ impl Store {
                 break;
             }
             let (_, v) = item?;
-            out.push(records::decode("campaign", &v)?);
+            out.push(records::decode_campaign(&v)?);
         }
         Ok(out)
     }
@@ -257,6 +294,64 @@ impl Store {
                     });
                 }
             }
+        }
+        Ok(out)
+    }
+
+    pub fn stats(&self, campaign_id: &str) -> Result<StatsRecord, StorageError> {
+        Ok(self
+            .db
+            .get(keys::stats(campaign_id))?
+            .map(|v| records::decode("stats", &v))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Up to `limit` (expires_at, seq) of the campaign's expiry index with expires_at at
+    /// or before `now`, oldest first.
+    pub fn due_expiries(
+        &self,
+        campaign_id: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>, StorageError> {
+        let prefix = keys::expiry_prefix(campaign_id);
+        // Everything up to and including `now`: the key after (now, u64::MAX).
+        let end = keys::expiry(campaign_id, now, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.db.range(prefix.clone()..=end).take(limit) {
+            let (k, _) = item?;
+            let tail = &k[prefix.len()..];
+            let (at, seq) = tail.split_at(8);
+            let at = keys::from_ordered_i64(at).ok_or_else(|| corrupt("expiry key", "short"))?;
+            let seq = u64::from_be_bytes(seq.try_into().map_err(|_| corrupt("expiry key", "short"))?);
+            out.push((at, seq));
+        }
+        Ok(out)
+    }
+
+    pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StorageError> {
+        self.db
+            .get(keys::idempotency(key))?
+            .map(|v| records::decode("idempotency", &v))
+            .transpose()
+    }
+
+    /// Up to `limit` (created_at, key) of idempotency records created before `before`.
+    pub fn idempotency_older_than(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        let start = vec![keys::IDEMPOTENCY_AGE];
+        let mut end = vec![keys::IDEMPOTENCY_AGE];
+        end.extend_from_slice(&keys::ordered_i64(before));
+        let mut out = Vec::new();
+        for item in self.db.range(start..end).take(limit) {
+            let (k, _) = item?;
+            let at = keys::from_ordered_i64(&k[1..9]).ok_or_else(|| corrupt("age key", "short"))?;
+            let key = String::from_utf8(k[9..].to_vec()).map_err(|_| corrupt("age key", "utf-8"))?;
+            out.push((at, key));
         }
         Ok(out)
     }
