@@ -1,7 +1,10 @@
 //! The JSON shapes of the API. Requests deny unknown fields, so a misspelt field is a
 //! 400, not a silently ignored setting.
 
-use firstcome_engine::{CampaignView, Coupon, CouponValidity, Discount, DiscountKind, NewCampaign};
+use firstcome_engine::{
+    CampaignPatch, CampaignStats, CampaignView, Coupon, CouponStatus, CouponValidity, DayStats,
+    Discount, DiscountKind, NewCampaign,
+};
 use firstcome_storage::Validity;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -247,4 +250,110 @@ pub struct CampaignPage {
 pub struct CouponPage {
     pub coupons: Vec<CouponJson>,
     pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCampaign {
+    pub paused: Option<bool>,
+    pub ends_at: Option<Timestamp>,
+    pub total_stock: Option<u64>,
+    pub name: Option<String>,
+}
+
+impl From<UpdateCampaign> for CampaignPatch {
+    fn from(u: UpdateCampaign) -> Self {
+        CampaignPatch {
+            paused: u.paused,
+            ends_at: u.ends_at,
+            total_stock: u.total_stock,
+            name: u.name,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DayJson {
+    pub date: String,
+    #[serde(flatten)]
+    pub counts: DayCounts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DayCounts {
+    pub issued: u64,
+    pub redeemed: u64,
+    pub cancelled: u64,
+    pub expired: u64,
+}
+
+impl From<DayStats> for DayCounts {
+    fn from(d: DayStats) -> Self {
+        DayCounts {
+            issued: d.issued,
+            redeemed: d.redeemed,
+            cancelled: d.cancelled,
+            expired: d.expired,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatsJson {
+    pub total_stock: u64,
+    pub issued: u64,
+    pub redeemed: u64,
+    pub expired: u64,
+    pub remaining: u64,
+    pub per_day: Vec<DayJson>,
+}
+
+impl From<CampaignStats> for StatsJson {
+    fn from(s: CampaignStats) -> Self {
+        StatsJson {
+            total_stock: s.total_stock,
+            issued: s.issued,
+            redeemed: s.redeemed,
+            expired: s.expired,
+            remaining: s.remaining,
+            per_day: s
+                .per_day
+                .into_iter()
+                .map(|(d, c)| DayJson {
+                    date: d.to_string(),
+                    counts: c.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserCouponsQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+    pub status: Option<String>,
+    pub campaign_id: Option<String>,
+}
+
+impl UserCouponsQuery {
+    pub fn page(&self) -> PageQuery {
+        PageQuery {
+            cursor: self.cursor.clone(),
+            limit: self.limit,
+        }
+    }
+
+    pub fn status(&self) -> Result<Option<CouponStatus>, ApiError> {
+        match self.status.as_deref() {
+            None => Ok(None),
+            Some("issued") => Ok(Some(CouponStatus::Issued)),
+            Some("redeemed") => Ok(Some(CouponStatus::Redeemed)),
+            Some("expired") => Ok(Some(CouponStatus::Expired)),
+            Some(_) => Err(ApiError::InvalidRequest(
+                "status must be issued, redeemed or expired".into(),
+            )),
+        }
+    }
 }

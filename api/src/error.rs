@@ -33,6 +33,7 @@ pub enum ApiError {
     #[error("{}", match .0 {
         NotActiveReason::NotStarted => "the campaign has not started yet",
         NotActiveReason::Ended => "the campaign has ended",
+        NotActiveReason::Paused => "the campaign is paused",
     })]
     NotActive(NotActiveReason),
     #[error("the user does not hold this coupon")]
@@ -45,6 +46,10 @@ pub enum ApiError {
     NotRedeemed,
     #[error("the coupon was redeemed for another order")]
     OrderMismatch,
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("the campaign has issued coupons; close it instead")]
+    CampaignHasCoupons,
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("the request body must be JSON with `Content-Type: application/json`")]
@@ -74,7 +79,9 @@ impl ApiError {
             | ApiError::AlreadyRedeemed
             | ApiError::Expired
             | ApiError::NotRedeemed
-            | ApiError::OrderMismatch => StatusCode::CONFLICT,
+            | ApiError::OrderMismatch
+            | ApiError::CampaignHasCoupons => StatusCode::CONFLICT,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +107,8 @@ impl ApiError {
             ApiError::Expired => "expired",
             ApiError::NotRedeemed => "not_redeemed",
             ApiError::OrderMismatch => "order_mismatch",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::CampaignHasCoupons => "campaign_has_coupons",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Overloaded => "overloaded",
@@ -109,12 +118,10 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The RFC 9457 body.
+    pub fn problem(&self) -> Vec<u8> {
         let status = self.status();
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "internal error");
-        }
         let mut body = json!({
             "type": format!("urn:firstcome:problem:{}", self.code()),
             "title": status.canonical_reason().unwrap_or("error"),
@@ -125,12 +132,21 @@ impl IntoResponse for ApiError {
         if let ApiError::AlreadyIssued { coupon_ids } = &self {
             body["coupon_ids"] = json!(coupon_ids);
         }
-        let mut response = (status, body.to_string()).into_response();
+        body.to_string().into_bytes()
+    }
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let mut response = (status, self.problem()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -146,6 +162,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::CampaignNotFound => ApiError::CampaignNotFound,
             EngineError::CouponNotFound => ApiError::CouponNotFound,
+            EngineError::CampaignHasCoupons => ApiError::CampaignHasCoupons,
             EngineError::InvalidCampaign(m) => ApiError::InvalidRequest(m),
             EngineError::Unavailable(what) => {
                 tracing::warn!(%what, "unavailable");

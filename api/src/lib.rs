@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 pub mod routes;
 
@@ -48,7 +49,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/campaigns",
             post(campaigns::create).get(campaigns::list),
         )
-        .route("/v1/campaigns/{id}", get(campaigns::get))
+        .route(
+            "/v1/campaigns/{id}",
+            get(campaigns::get)
+                .patch(campaigns::update)
+                .delete(campaigns::delete),
+        )
+        .route("/v1/campaigns/{id}/close", post(campaigns::close))
+        .route("/v1/campaigns/{id}/stats", get(campaigns::stats))
         .route("/v1/campaigns/{id}/issue", post(campaigns::issue))
         .route("/v1/coupons/{id}", get(coupons::get))
         .route("/v1/coupons/{id}/redeem", post(coupons::redeem))

@@ -1,17 +1,25 @@
 //! [`CampaignActor`]: the single owner of one campaign's state.
 //!
-//! Every decision about a campaign (issue or refuse) is made here, one message at a
-//! time, against the in-memory [`Ledger`]. The actor never waits for the disk: it hands
-//! each decision's writes and its reply to the [`Committer`](firstcome_storage::Committer)
+//! Every decision about a campaign (issue, redeem, cancel a redemption, expire, change
+//! or delete the campaign) is made here, one message at a time, against the in-memory
+//! [`Ledger`] and statistics. The actor never waits for the disk: it hands each
+//! decision's writes and its reply to the [`Committer`](firstcome_storage::Committer)
 //! and takes the next message. The reply leaves when the committer has flushed the batch
 //! that holds the decision (and everything decided before it), so the caller never hears
-//! of a coupon that a crash could take back, nor of a refusal that recovery would not
+//! of a change that a crash could take back, nor of a refusal that recovery would not
 //! repeat.
+//!
+//! The committer applies writes on its own thread, a little after the decision. Until a
+//! change is reported settled, the actor reads its coupons and idempotency records
+//! through its own `unsettled` maps, so it always decides against its latest state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use firstcome_storage::{CampaignRecord, CouponRecord, CouponStatus, Writes};
+use firstcome_storage::{
+    CampaignRecord, CouponRecord, CouponStatus, IdempotencyRecord, StatsRecord, Writes,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::EngineError;
@@ -19,40 +27,60 @@ use crate::engine::Shared;
 use crate::ids::coupon_id;
 use crate::ledger::{Decision, Ledger};
 use crate::model::{
-    self, CampaignView, Coupon, CouponChange, CouponStatus as Effective, IssueOutcome,
+    self, CampaignPatch, CampaignStats, CampaignView, Coupon, CouponChange,
+    CouponStatus as Effective, IdempotencyKey, Idempotent, IssueOutcome, day_of,
 };
 
 pub type Reply<T> = RpcReplyPort<Result<T, EngineError>>;
 
+/// How often the actor looks for coupons whose validity has passed.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// The most coupons one expiry round handles; a longer backlog continues at once in
+/// another message, so other requests interleave.
+const EXPIRY_ROUND: usize = 1000;
+/// Before the next round of a backlog: long enough for the committer to apply this
+/// round's index removals, which the next round's scan of the store must not see again.
+const EXPIRY_BACKLOG_PAUSE: Duration = Duration::from_millis(5);
+
 pub enum CampaignMsg {
     Issue {
         user_id: String,
-        reply: Reply<IssueOutcome>,
+        idempotency: Option<IdempotencyKey<IssueOutcome>>,
+        reply: Reply<Idempotent<IssueOutcome>>,
     },
     Get(Reply<CampaignView>),
-    /// Redeem coupon `seq` of this campaign for `user_id`.
-    Redeem {
-        seq: u64,
-        user_id: String,
-        order_id: Option<String>,
-        reply: Reply<CouponChange>,
+    /// Redeem (or cancel the redemption of) coupon `seq` of this campaign.
+    UseCoupon {
+        request: CouponUse,
+        idempotency: Option<IdempotencyKey<CouponChange>>,
+        reply: Reply<Idempotent<CouponChange>>,
     },
-    /// Undo a redemption (an order was cancelled).
-    CancelRedemption {
-        seq: u64,
-        user_id: String,
-        order_id: Option<String>,
-        reply: Reply<CouponChange>,
-    },
-    /// A coupon change this actor submitted is applied and durable (sent by the
-    /// change's completion), so the store now holds it.
+    Update(CampaignPatch, Reply<CampaignView>),
+    /// End issuance now; issued coupons stay valid.
+    Close(Reply<CampaignView>),
+    /// Delete the campaign; refused once it has issued a coupon.
+    Delete(Reply<()>),
+    /// Expire what is due, then answer with the statistics.
+    Stats(Reply<CampaignStats>),
+    /// Expire what is due (the timer, or the rest of a long backlog).
+    ExpireDue,
+    /// Every change numbered up to `change` is applied and durable, so the store now
+    /// holds it (sent by the completion of that change's commit).
     Settled {
-        seq: u64,
         change: u64,
     },
     /// Makes the handler fail, to test supervision.
     #[cfg(test)]
     InjectFailure,
+}
+
+/// A redeem (`redeem: true`) or cancel-redemption request.
+#[derive(Debug, Clone)]
+pub struct CouponUse {
+    pub seq: u64,
+    pub user_id: String,
+    pub order_id: Option<String>,
+    pub redeem: bool,
 }
 
 /// The actor. It holds only read-only configuration; the mutable state is
@@ -61,44 +89,73 @@ pub struct CampaignActor {
     pub(crate) shared: Arc<Shared>,
 }
 
-/// A redeem (or, with `redeem` false, a cancel-redemption) request.
-struct CouponUse {
-    seq: u64,
-    user_id: String,
-    order_id: Option<String>,
-    redeem: bool,
-}
-
 pub struct CampaignState {
     record: CampaignRecord,
     ledger: Ledger,
-    /// Coupon changes submitted but not yet reported settled, by seq, with a change
-    /// number. The committer applies writes on its own thread, so until a change settles
-    /// the store may still hold the previous version; decisions read through this map.
+    stats: StatsRecord,
+    /// Coupon changes submitted but not yet settled, by seq, with their change number.
     unsettled: HashMap<u64, (u64, CouponRecord)>,
+    /// Idempotency records submitted but not yet settled, by key.
+    unsettled_keys: HashMap<String, (u64, IdempotencyRecord)>,
     next_change: u64,
+    /// Set by a successful delete: everything after it hears "not found".
+    deleted: bool,
+}
+
+/// One decision's effects, gathered before they are submitted.
+#[derive(Default)]
+struct Effects {
+    writes: Writes,
+    coupons: Vec<CouponRecord>,
+    keys: Vec<(String, IdempotencyRecord)>,
+    stats_changed: bool,
 }
 
 impl CampaignActor {
-    /// Sends `value` to `reply` once every write submitted so far, `writes` included,
-    /// is durable; an error instead if the commit failed.
-    fn reply_when_durable<T: Send + 'static>(
+    /// Submits the effects and sends `value` to `reply` once they, and everything
+    /// submitted before them, are durable; an error instead if the commit failed.
+    fn commit_and_reply<T: Send + 'static>(
         &self,
-        writes: Writes,
-        reply: Reply<T>,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        mut effects: Effects,
+        reply: Option<Reply<T>>,
         value: Result<T, EngineError>,
-    ) {
+    ) -> Result<(), ActorProcessingErr> {
+        if effects.stats_changed {
+            effects.writes.put_stats(&state.record.id, &state.stats)?;
+        }
+        let tracked = !effects.coupons.is_empty() || !effects.keys.is_empty();
+        let change = state.next_change;
+        if tracked {
+            state.next_change += 1;
+            for c in effects.coupons {
+                state.unsettled.insert(c.seq, (change, c));
+            }
+            for (k, r) in effects.keys {
+                state.unsettled_keys.insert(k, (change, r));
+            }
+        }
+        let me = myself.clone();
         self.shared.committer.submit(
-            writes,
+            effects.writes,
             Box::new(move |committed| {
                 let answer = match committed {
-                    Ok(()) => value,
+                    Ok(()) => {
+                        if tracked {
+                            let _ = me.cast(CampaignMsg::Settled { change });
+                        }
+                        value
+                    }
                     Err(e) => Err(EngineError::Storage(e)),
                 };
                 // The caller may have gone (client disconnected): nothing to do then.
-                let _ = reply.send(answer);
+                if let Some(reply) = reply {
+                    let _ = reply.send(answer);
+                }
             }),
         );
+        Ok(())
     }
 
     fn view(&self, state: &CampaignState) -> CampaignView {
@@ -110,33 +167,105 @@ impl CampaignActor {
         }
     }
 
+    fn coupon(
+        &self,
+        state: &CampaignState,
+        seq: u64,
+    ) -> Result<Option<CouponRecord>, ActorProcessingErr> {
+        Ok(match state.unsettled.get(&seq) {
+            Some((_, c)) => Some(c.clone()),
+            None => self.shared.store.coupon(&state.record.id, seq)?,
+        })
+    }
+
+    /// The stored response for `key`, if this key was used before.
+    fn earlier_response(
+        &self,
+        state: &CampaignState,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, ActorProcessingErr> {
+        Ok(match state.unsettled_keys.get(key) {
+            Some((_, r)) => Some(r.clone()),
+            None => self.shared.store.idempotency(key)?,
+        })
+    }
+
+    /// Decides a request that may carry an idempotency key: a retry gets the first
+    /// response, a reused key a refusal, anything else `decide` (whose response is kept
+    /// for the key in the same batch as the decision's own writes).
+    fn idempotent<T: Send + 'static>(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        idempotency: Option<IdempotencyKey<T>>,
+        reply: Reply<Idempotent<T>>,
+        decide: impl FnOnce(
+            &Self,
+            &mut CampaignState,
+            &mut Effects,
+        ) -> Result<Result<T, EngineError>, ActorProcessingErr>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(idem) = &idempotency {
+            if let Some(earlier) = self.earlier_response(state, &idem.key)? {
+                let answer = if earlier.fingerprint == idem.fingerprint {
+                    Idempotent::Replay(model::StoredResponse {
+                        status: earlier.status,
+                        content_type: earlier.content_type,
+                        body: earlier.body,
+                    })
+                } else {
+                    Idempotent::KeyReused
+                };
+                return self.commit_and_reply(
+                    myself,
+                    state,
+                    Effects::default(),
+                    Some(reply),
+                    Ok(answer),
+                );
+            }
+        }
+        let mut effects = Effects::default();
+        let outcome = decide(self, state, &mut effects)?;
+        if let (Some(idem), Ok(value)) = (&idempotency, &outcome) {
+            let response = (idem.render)(value);
+            let record = IdempotencyRecord {
+                fingerprint: idem.fingerprint,
+                status: response.status,
+                content_type: response.content_type,
+                body: response.body,
+                created_at: self.shared.clock.now().as_microsecond(),
+            };
+            effects.writes.put_idempotency(&idem.key, &record)?;
+            effects.keys.push((idem.key.clone(), record));
+        }
+        self.commit_and_reply(
+            myself,
+            state,
+            effects,
+            Some(reply),
+            outcome.map(Idempotent::Fresh),
+        )
+    }
+
     fn issue(
         &self,
         state: &mut CampaignState,
+        effects: &mut Effects,
         user_id: String,
-        reply: Reply<IssueOutcome>,
-    ) -> Result<(), ActorProcessingErr> {
+    ) -> Result<Result<IssueOutcome, EngineError>, ActorProcessingErr> {
         let now = self.shared.clock.now();
         if let Err(reason) = model::window(&state.record, now) {
-            self.reply_when_durable(Writes::new(), reply, Ok(IssueOutcome::NotActive(reason)));
-            return Ok(());
+            return Ok(Ok(IssueOutcome::NotActive(reason)));
         }
         let rec = &state.record;
         let seq = match state.ledger.decide(&user_id) {
             Decision::Issue { seq } => seq,
             Decision::AlreadyIssued(seqs) => {
                 let coupon_ids = seqs.iter().map(|s| coupon_id(&rec.id, *s)).collect();
-                self.reply_when_durable(
-                    Writes::new(),
-                    reply,
-                    Ok(IssueOutcome::AlreadyIssued { coupon_ids }),
-                );
-                return Ok(());
+                return Ok(Ok(IssueOutcome::AlreadyIssued { coupon_ids }));
             }
-            Decision::SoldOut => {
-                self.reply_when_durable(Writes::new(), reply, Ok(IssueOutcome::SoldOut));
-                return Ok(());
-            }
+            Decision::SoldOut => return Ok(Ok(IssueOutcome::SoldOut)),
         };
         let issued_at = now.as_microsecond();
         let coupon = CouponRecord {
@@ -150,48 +279,95 @@ impl CampaignActor {
             redeemed_at: None,
             order_id: None,
         };
-        let mut writes = Writes::new();
         // An encoding failure here would leave the ledger ahead of the store: fail the
         // actor (`?`) so that the supervisor rebuilds it from what is durable.
-        writes.put_coupon(&coupon)?;
-        for chunk in state.ledger.take_full_chunks() {
-            writes.put_holder_chunk(&rec.id, chunk.chunk, &chunk.users)?;
+        effects.writes.put_coupon(&coupon)?;
+        if let Some(at) = coupon.expires_at {
+            effects.writes.put_expiry(&rec.id, at, seq);
         }
-        self.reply_when_durable(
-            writes,
-            reply,
-            Ok(IssueOutcome::Issued(Coupon::at(coupon, now))),
-        );
-        Ok(())
+        for chunk in state.ledger.take_full_chunks() {
+            effects
+                .writes
+                .put_holder_chunk(&rec.id, chunk.chunk, &chunk.users)?;
+        }
+        state
+            .stats
+            .per_day
+            .entry(day_of(issued_at))
+            .or_default()
+            .issued += 1;
+        effects.stats_changed = true;
+        // A new coupon is not tracked as unsettled: nobody can name it before its reply,
+        // which leaves after the commit that applies it.
+        Ok(Ok(IssueOutcome::Issued(Coupon::at(coupon, now))))
     }
 
-    /// Redeem and cancel-redemption: read the coupon (the store already holds this
-    /// actor's own latest writes, flushed or not), decide, write, reply when durable.
-    fn change_coupon(
-        &self,
-        myself: &ActorRef<CampaignMsg>,
+    /// Records the expiry of an issued coupon whose validity has passed: its status, the
+    /// statistics (once: only an `issued` coupon can expire), and its index entry.
+    fn expire(
         state: &mut CampaignState,
-        CouponUse {
-            seq,
-            user_id,
-            order_id,
-            redeem,
-        }: CouponUse,
-        reply: Reply<CouponChange>,
-    ) -> Result<(), ActorProcessingErr> {
-        let current = match state.unsettled.get(&seq) {
-            Some((_, c)) => Some(c.clone()),
-            None => self.shared.store.coupon(&state.record.id, seq)?,
-        };
-        let Some(mut coupon) = current else {
-            self.reply_when_durable(Writes::new(), reply, Err(EngineError::CouponNotFound));
-            return Ok(());
+        effects: &mut Effects,
+        mut coupon: CouponRecord,
+    ) -> Result<CouponRecord, ActorProcessingErr> {
+        let at = coupon.expires_at.unwrap_or_default();
+        coupon.status = CouponStatus::Expired;
+        effects.writes.put_coupon(&coupon)?;
+        effects
+            .writes
+            .remove_expiry(&state.record.id, at, coupon.seq);
+        state.stats.expired += 1;
+        state.stats.per_day.entry(day_of(at)).or_default().expired += 1;
+        effects.stats_changed = true;
+        effects.coupons.push(coupon.clone());
+        Ok(coupon)
+    }
+
+    /// Expires up to `EXPIRY_ROUND` coupons whose time has come, by the expiry index.
+    /// Returns whether more may be due.
+    fn expire_due(
+        &self,
+        state: &mut CampaignState,
+        effects: &mut Effects,
+    ) -> Result<bool, ActorProcessingErr> {
+        let now = self.shared.clock.now().as_microsecond();
+        let due = self
+            .shared
+            .store
+            .due_expiries(&state.record.id, now, EXPIRY_ROUND)?;
+        let more = due.len() == EXPIRY_ROUND;
+        for (at, seq) in due {
+            match self.coupon(state, seq)? {
+                Some(c) if c.status == CouponStatus::Issued && c.expires_at == Some(at) => {
+                    Self::expire(state, effects, c)?;
+                }
+                // Redeemed (a later cancellation re-enters it), or already expired by
+                // an operation: only the index entry goes.
+                _ => effects.writes.remove_expiry(&state.record.id, at, seq),
+            }
+        }
+        Ok(more)
+    }
+
+    fn use_coupon(
+        &self,
+        state: &mut CampaignState,
+        effects: &mut Effects,
+        req: CouponUse,
+    ) -> Result<Result<CouponChange, EngineError>, ActorProcessingErr> {
+        let Some(mut coupon) = self.coupon(state, req.seq)? else {
+            return Ok(Err(EngineError::CouponNotFound));
         };
         let now = self.shared.clock.now();
+        if coupon.user_id != req.user_id {
+            return Ok(Ok(CouponChange::NotOwner));
+        }
         let effective = model::effective_status(&coupon, now);
-        let refusal = if coupon.user_id != user_id {
-            Some(CouponChange::NotOwner)
-        } else if redeem {
+        if effective == Effective::Expired && coupon.status == CouponStatus::Issued {
+            // Expired for every operation the moment its time passes: make it durable
+            // now rather than wait for the expiry tick.
+            coupon = Self::expire(state, effects, coupon)?;
+        }
+        let refusal = if req.redeem {
             match effective {
                 Effective::Redeemed => Some(CouponChange::AlreadyRedeemed),
                 Effective::Expired => Some(CouponChange::Expired),
@@ -199,51 +375,95 @@ impl CampaignActor {
             }
         } else if effective != Effective::Redeemed {
             Some(CouponChange::NotRedeemed)
-        } else if order_id.is_some() && order_id != coupon.order_id {
+        } else if req.order_id.is_some() && req.order_id != coupon.order_id {
             Some(CouponChange::OrderMismatch)
         } else {
             None
         };
         if let Some(refusal) = refusal {
-            self.reply_when_durable(Writes::new(), reply, Ok(refusal));
-            return Ok(());
+            return Ok(Ok(refusal));
         }
-        if redeem {
+        let today = state
+            .stats
+            .per_day
+            .entry(day_of(now.as_microsecond()))
+            .or_default();
+        if req.redeem {
             coupon.status = CouponStatus::Redeemed;
             coupon.redeemed_at = Some(now.as_microsecond());
-            coupon.order_id = order_id;
+            coupon.order_id = req.order_id;
+            today.redeemed += 1;
+            state.stats.redeemed += 1;
+            effects.writes.put_coupon(&coupon)?;
         } else {
-            // Back to issued, unless its validity passed meanwhile: then it is expired.
-            let past = coupon.expires_at.is_some_and(|e| now.as_microsecond() >= e);
-            coupon.status = if past {
-                CouponStatus::Expired
-            } else {
-                CouponStatus::Issued
-            };
+            today.cancelled += 1;
+            state.stats.redeemed -= 1;
             coupon.redeemed_at = None;
             coupon.order_id = None;
+            coupon.status = CouponStatus::Issued;
+            match coupon.expires_at {
+                // Its validity passed while it was redeemed: expired, not issued.
+                Some(at) if now.as_microsecond() >= at => {
+                    coupon = Self::expire(state, effects, coupon)?;
+                }
+                Some(at) => {
+                    // The expiry round dropped its index entry while it was redeemed.
+                    effects.writes.put_expiry(&state.record.id, at, coupon.seq);
+                    effects.writes.put_coupon(&coupon)?;
+                }
+                None => effects.writes.put_coupon(&coupon)?,
+            }
         }
-        let mut writes = Writes::new();
-        writes.put_coupon(&coupon)?;
-        let change = state.next_change;
-        state.next_change += 1;
-        state.unsettled.insert(seq, (change, coupon.clone()));
-        let changed = CouponChange::Done(Coupon::at(coupon, now));
-        let me = myself.clone();
-        self.shared.committer.submit(
-            writes,
-            Box::new(move |committed| {
-                let answer = match committed {
-                    Ok(()) => {
-                        let _ = me.cast(CampaignMsg::Settled { seq, change });
-                        Ok(changed)
-                    }
-                    Err(e) => Err(EngineError::Storage(e)),
-                };
-                let _ = reply.send(answer);
-            }),
-        );
-        Ok(())
+        effects.stats_changed = true;
+        effects.coupons.push(coupon.clone());
+        Ok(Ok(CouponChange::Done(Coupon::at(coupon, now))))
+    }
+
+    fn update(
+        &self,
+        state: &mut CampaignState,
+        effects: &mut Effects,
+        patch: &CampaignPatch,
+    ) -> Result<Result<CampaignView, EngineError>, ActorProcessingErr> {
+        let now = self.shared.clock.now();
+        let mut record = state.record.clone();
+        if let Err(e) = patch.apply(&mut record, state.ledger.issued(), now) {
+            return Ok(Err(e));
+        }
+        effects.writes.put_campaign(&record)?;
+        state.ledger.set_total_stock(record.total_stock);
+        state.record = record;
+        Ok(Ok(self.view(state)))
+    }
+
+    fn close(
+        &self,
+        state: &mut CampaignState,
+        effects: &mut Effects,
+    ) -> Result<CampaignView, ActorProcessingErr> {
+        let now = self.shared.clock.now().as_microsecond();
+        if state.record.ends_at.is_none_or(|e| e > now) {
+            state.record.ends_at = Some(now);
+            effects.writes.put_campaign(&state.record)?;
+        }
+        Ok(self.view(state))
+    }
+
+    fn stats(&self, state: &CampaignState) -> CampaignStats {
+        let issued = state.ledger.issued();
+        CampaignStats {
+            total_stock: state.record.total_stock,
+            issued,
+            redeemed: state.stats.redeemed,
+            expired: state.stats.expired,
+            remaining: state.record.total_stock.saturating_sub(issued),
+            per_day: state
+                .stats
+                .per_day
+                .iter()
+                .map(|(d, s)| (model::date_of_day(*d), *s))
+                .collect(),
+        }
     }
 }
 
@@ -268,10 +488,11 @@ impl Actor for CampaignActor {
         let (stock, limit) = (record.total_stock, record.per_user_limit);
         // Reading and indexing up to a million holders is blocking work (hundreds of
         // milliseconds): keep it off the async workers.
-        let (mut ledger, from_chunks) = tokio::task::spawn_blocking(move || {
+        let (mut ledger, from_chunks, stats) = tokio::task::spawn_blocking(move || {
+            let stats = store.stats(&id)?;
             store.recover_holders(&id).map(|r| {
                 let from_chunks = r.from_chunks;
-                (Ledger::recover(stock, limit, r), from_chunks)
+                (Ledger::recover(stock, limit, r), from_chunks, stats)
             })
         })
         .await??;
@@ -301,9 +522,22 @@ impl Actor for CampaignActor {
         Ok(CampaignState {
             record,
             ledger,
+            stats,
             unsettled: HashMap::new(),
+            unsettled_keys: HashMap::new(),
             next_change: 0,
+            deleted: false,
         })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // The timer task ends by itself when the actor stops (sending fails).
+        myself.send_interval(EXPIRY_TICK, || CampaignMsg::ExpireDue);
+        Ok(())
     }
 
     async fn handle(
@@ -312,45 +546,102 @@ impl Actor for CampaignActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        if state.deleted {
+            // Requests that were queued behind the delete.
+            match message {
+                CampaignMsg::Issue { reply, .. } => {
+                    let _ = reply.send(Err(EngineError::CampaignNotFound));
+                }
+                CampaignMsg::UseCoupon { reply, .. } => {
+                    let _ = reply.send(Err(EngineError::CampaignNotFound));
+                }
+                CampaignMsg::Get(reply)
+                | CampaignMsg::Update(_, reply)
+                | CampaignMsg::Close(reply) => {
+                    let _ = reply.send(Err(EngineError::CampaignNotFound));
+                }
+                CampaignMsg::Delete(reply) => {
+                    let _ = reply.send(Err(EngineError::CampaignNotFound));
+                }
+                CampaignMsg::Stats(reply) => {
+                    let _ = reply.send(Err(EngineError::CampaignNotFound));
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
         match message {
-            CampaignMsg::Issue { user_id, reply } => self.issue(state, user_id, reply)?,
+            CampaignMsg::Issue {
+                user_id,
+                idempotency,
+                reply,
+            } => self.idempotent(
+                &myself,
+                state,
+                idempotency,
+                reply,
+                |this, state, effects| this.issue(state, effects, user_id),
+            )?,
+            CampaignMsg::UseCoupon {
+                request,
+                idempotency,
+                reply,
+            } => self.idempotent(
+                &myself,
+                state,
+                idempotency,
+                reply,
+                |this, state, effects| this.use_coupon(state, effects, request),
+            )?,
             CampaignMsg::Get(reply) => {
                 let view = self.view(state);
-                self.reply_when_durable(Writes::new(), reply, Ok(view));
+                self.commit_and_reply(&myself, state, Effects::default(), Some(reply), Ok(view))?;
             }
-            CampaignMsg::Redeem {
-                seq,
-                user_id,
-                order_id,
-                reply,
-            } => {
-                let req = CouponUse {
-                    seq,
-                    user_id,
-                    order_id,
-                    redeem: true,
+            CampaignMsg::Update(patch, reply) => {
+                let mut effects = Effects::default();
+                let view = self.update(state, &mut effects, &patch)?;
+                self.commit_and_reply(&myself, state, effects, Some(reply), view)?;
+            }
+            CampaignMsg::Close(reply) => {
+                let mut effects = Effects::default();
+                let view = self.close(state, &mut effects)?;
+                self.commit_and_reply(&myself, state, effects, Some(reply), Ok(view))?;
+            }
+            CampaignMsg::Delete(reply) => {
+                let mut effects = Effects::default();
+                let result = if state.ledger.issued() > 0 {
+                    Err(EngineError::CampaignHasCoupons)
+                } else {
+                    effects.writes.delete_campaign(&state.record.id);
+                    state.deleted = true;
+                    Ok(())
                 };
-                self.change_coupon(&myself, state, req, reply)?
+                self.commit_and_reply(&myself, state, effects, Some(reply), result)?;
             }
-            CampaignMsg::CancelRedemption {
-                seq,
-                user_id,
-                order_id,
-                reply,
-            } => {
-                let req = CouponUse {
-                    seq,
-                    user_id,
-                    order_id,
-                    redeem: false,
-                };
-                self.change_coupon(&myself, state, req, reply)?
-            }
-            CampaignMsg::Settled { seq, change } => {
-                // Only if no later change of the same coupon is still on its way.
-                if state.unsettled.get(&seq).is_some_and(|(c, _)| *c == change) {
-                    state.unsettled.remove(&seq);
+            CampaignMsg::Stats(reply) => {
+                // Expire what is due first, so that the counts are exact at this moment
+                // (a long backlog is finished by the ExpireDue it schedules).
+                let mut effects = Effects::default();
+                if self.expire_due(state, &mut effects)? {
+                    myself.send_after(EXPIRY_BACKLOG_PAUSE, || CampaignMsg::ExpireDue);
                 }
+                let stats = self.stats(state);
+                self.commit_and_reply(&myself, state, effects, Some(reply), Ok(stats))?;
+            }
+            CampaignMsg::ExpireDue => {
+                let mut effects = Effects::default();
+                let more = self.expire_due(state, &mut effects)?;
+                if !effects.writes.is_empty() {
+                    self.commit_and_reply::<()>(&myself, state, effects, None, Ok(()))?;
+                }
+                if more {
+                    myself.send_after(EXPIRY_BACKLOG_PAUSE, || CampaignMsg::ExpireDue);
+                }
+            }
+            CampaignMsg::Settled { change } => {
+                // Commits complete in order: everything up to `change` is in the store.
+                state.unsettled.retain(|_, (c, _)| *c > change);
+                state.unsettled_keys.retain(|_, (c, _)| *c > change);
             }
             #[cfg(test)]
             CampaignMsg::InjectFailure => return Err("injected failure".into()),

@@ -10,11 +10,14 @@ use ractor::{Actor, ActorRef};
 use rand::RngCore;
 
 use crate::EngineError;
-use crate::campaign::CampaignMsg;
+use crate::campaign::{CampaignMsg, CouponUse};
 use crate::clock::Clock;
 use crate::codes::CouponCodes;
 use crate::ids::{is_campaign_id, parse_coupon_id};
-use crate::model::{CampaignView, Coupon, CouponChange, IssueOutcome, NewCampaign};
+use crate::model::{
+    CampaignPatch, CampaignStats, CampaignView, Coupon, CouponChange, IdempotencyKey, Idempotent,
+    IssueOutcome, NewCampaign,
+};
 use crate::supervisor::{CampaignSupervisor, SupervisorMsg};
 
 /// What every actor of one engine shares: read-only handles, and the directory of
@@ -62,6 +65,20 @@ pub(crate) async fn commit(committer: &Committer, writes: Writes) -> Result<(), 
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
     pub committer: CommitterConfig,
+}
+
+/// Which of a user's coupons to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CouponFilter<'a> {
+    pub campaign_id: Option<&'a str>,
+    pub status: Option<crate::model::CouponStatus>,
+}
+
+fn fresh<T>(answer: Idempotent<T>) -> Result<T, EngineError> {
+    match answer {
+        Idempotent::Fresh(v) => Ok(v),
+        _ => Err(EngineError::Actor("idempotent answer without a key".into())),
+    }
 }
 
 /// A running engine. Cheap to clone.
@@ -136,7 +153,7 @@ impl Engine {
     pub async fn create_campaign(&self, spec: NewCampaign) -> Result<CampaignView, EngineError> {
         match self
             .supervisor
-            .call(|reply| SupervisorMsg::Create(spec, reply), None)
+            .call(|reply| SupervisorMsg::Create(Box::new(spec), reply), None)
             .await
         {
             Ok(CallResult::Success(r)) => r,
@@ -203,13 +220,34 @@ impl Engine {
         campaign_id: &str,
         user_id: &str,
     ) -> Result<IssueOutcome, EngineError> {
+        match self.issue_idempotent(campaign_id, user_id, None).await? {
+            Idempotent::Fresh(o) => Ok(o),
+            // Without a key there is nothing to replay.
+            _ => Err(EngineError::Actor("idempotent answer without a key".into())),
+        }
+    }
+
+    /// [`Engine::issue`] with an optional idempotency key: a retry of the same request
+    /// gets the first response again, even after a restart.
+    pub async fn issue_idempotent(
+        &self,
+        campaign_id: &str,
+        user_id: &str,
+        idempotency: Option<IdempotencyKey<IssueOutcome>>,
+    ) -> Result<Idempotent<IssueOutcome>, EngineError> {
         let started = Instant::now();
         let user_id = user_id.to_string();
         let result = self
-            .call(campaign_id, |reply| CampaignMsg::Issue { user_id, reply })
+            .call(campaign_id, |reply| CampaignMsg::Issue {
+                user_id,
+                idempotency,
+                reply,
+            })
             .await;
         let outcome = match &result {
-            Ok(o) => o.code(),
+            Ok(Idempotent::Fresh(o)) => o.code(),
+            Ok(Idempotent::Replay(_)) => "replayed",
+            Ok(Idempotent::KeyReused) => "idempotency_key_reused",
             Err(EngineError::CampaignNotFound) => "campaign_not_found",
             Err(_) => "error",
         };
@@ -237,7 +275,8 @@ impl Engine {
         user_id: &str,
         order_id: Option<String>,
     ) -> Result<CouponChange, EngineError> {
-        self.change_coupon(coupon_id, user_id, order_id, true).await
+        let req = (coupon_id, user_id, order_id, true);
+        fresh(self.use_coupon(req, None).await?)
     }
 
     /// Undoes a redemption; with `order_id`, only for that order.
@@ -247,36 +286,28 @@ impl Engine {
         user_id: &str,
         order_id: Option<String>,
     ) -> Result<CouponChange, EngineError> {
-        self.change_coupon(coupon_id, user_id, order_id, false)
-            .await
+        let req = (coupon_id, user_id, order_id, false);
+        fresh(self.use_coupon(req, None).await?)
     }
 
-    async fn change_coupon(
+    /// Redeem (`redeem` true) or cancel-redemption, with an optional idempotency key.
+    pub async fn use_coupon(
         &self,
-        coupon_id: &str,
-        user_id: &str,
-        order_id: Option<String>,
-        redeem: bool,
-    ) -> Result<CouponChange, EngineError> {
+        (coupon_id, user_id, order_id, redeem): (&str, &str, Option<String>, bool),
+        idempotency: Option<IdempotencyKey<CouponChange>>,
+    ) -> Result<Idempotent<CouponChange>, EngineError> {
         let (cid, seq) = parse_coupon_id(coupon_id).ok_or(EngineError::CouponNotFound)?;
-        let user_id = user_id.to_string();
+        let request = CouponUse {
+            seq,
+            user_id: user_id.to_string(),
+            order_id,
+            redeem,
+        };
         let result = self
-            .call(cid, |reply| {
-                if redeem {
-                    CampaignMsg::Redeem {
-                        seq,
-                        user_id,
-                        order_id,
-                        reply,
-                    }
-                } else {
-                    CampaignMsg::CancelRedemption {
-                        seq,
-                        user_id,
-                        order_id,
-                        reply,
-                    }
-                }
+            .call(cid, |reply| CampaignMsg::UseCoupon {
+                request,
+                idempotency,
+                reply,
             })
             .await;
         match result {
@@ -286,11 +317,45 @@ impl Engine {
         }
     }
 
-    /// A user's coupons, `limit` at a time after the coupon id `after`, and whether
-    /// more follow.
+    /// Pauses, resumes, renames, moves `ends_at`, or changes the stock of a campaign.
+    pub async fn update_campaign(
+        &self,
+        campaign_id: &str,
+        patch: CampaignPatch,
+    ) -> Result<CampaignView, EngineError> {
+        self.call(campaign_id, |reply| CampaignMsg::Update(patch, reply))
+            .await
+    }
+
+    /// Ends issuance now; issued coupons stay valid.
+    pub async fn close_campaign(&self, campaign_id: &str) -> Result<CampaignView, EngineError> {
+        self.call(campaign_id, CampaignMsg::Close).await
+    }
+
+    /// Deletes a campaign that has issued nothing.
+    pub async fn delete_campaign(&self, campaign_id: &str) -> Result<(), EngineError> {
+        let actor = self.actor(campaign_id)?;
+        self.call(campaign_id, CampaignMsg::Delete).await?;
+        self.shared
+            .directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(campaign_id);
+        actor.stop(Some("deleted".into()));
+        Ok(())
+    }
+
+    /// Live statistics (after expiring what is due).
+    pub async fn stats(&self, campaign_id: &str) -> Result<CampaignStats, EngineError> {
+        self.call(campaign_id, CampaignMsg::Stats).await
+    }
+
+    /// A user's coupons, `limit` at a time after the coupon id `after`, optionally of
+    /// one campaign and of one status (as of now), and whether more follow.
     pub fn user_coupons(
         &self,
         user_id: &str,
+        filter: CouponFilter<'_>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Coupon>, bool), EngineError> {
@@ -298,10 +363,18 @@ impl Engine {
             Some(a) => Some(parse_coupon_id(a).ok_or(EngineError::CouponNotFound)?),
             None => None,
         };
-        let mut records = self.shared.store.user_coupons(user_id, after, limit + 1)?;
+        let now = self.shared.clock.now();
+        let keep = |r: &firstcome_storage::CouponRecord| {
+            filter
+                .status
+                .is_none_or(|s| crate::model::effective_status(r, now) == s)
+        };
+        let mut records =
+            self.shared
+                .store
+                .user_coupons(user_id, filter.campaign_id, after, limit + 1, keep)?;
         let more = records.len() > limit;
         records.truncate(limit);
-        let now = self.shared.clock.now();
         Ok((
             records.into_iter().map(|r| Coupon::at(r, now)).collect(),
             more,
@@ -445,6 +518,7 @@ mod tests {
             actor
                 .send_message(CampaignMsg::Issue {
                     user_id: user_id.clone(),
+                    idempotency: None,
                     reply: tx.into(),
                 })
                 .unwrap();
@@ -454,7 +528,7 @@ mod tests {
         let mut promised = Vec::new();
         for (user, rx) in replies {
             match rx.await.unwrap().unwrap() {
-                IssueOutcome::Issued(c) => promised.push((user, c)),
+                Idempotent::Fresh(IssueOutcome::Issued(c)) => promised.push((user, c)),
                 other => panic!("{other:?}"),
             }
         }
@@ -505,10 +579,14 @@ mod tests {
         for i in 0..50 {
             let (tx, rx) = ractor::concurrency::oneshot();
             actor
-                .send_message(CampaignMsg::Redeem {
-                    seq,
-                    user_id: "holder".into(),
-                    order_id: Some(format!("o{i}")),
+                .send_message(CampaignMsg::UseCoupon {
+                    request: CouponUse {
+                        seq,
+                        user_id: "holder".into(),
+                        order_id: Some(format!("o{i}")),
+                        redeem: true,
+                    },
+                    idempotency: None,
                     reply: tx.into(),
                 })
                 .unwrap();
@@ -517,8 +595,8 @@ mod tests {
         let mut done = 0;
         for rx in replies {
             match rx.await.unwrap().unwrap() {
-                CouponChange::Done(_) => done += 1,
-                CouponChange::AlreadyRedeemed => {}
+                Idempotent::Fresh(CouponChange::Done(_)) => done += 1,
+                Idempotent::Fresh(CouponChange::AlreadyRedeemed) => {}
                 other => panic!("{other:?}"),
             }
         }

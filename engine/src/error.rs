@@ -8,6 +8,9 @@ pub enum EngineError {
     CampaignNotFound,
     #[error("coupon not found")]
     CouponNotFound,
+    /// A campaign that has issued coupons cannot be deleted (close it instead).
+    #[error("the campaign has issued coupons")]
+    CampaignHasCoupons,
     /// A campaign specification broke a rule; the message says which, for the client.
     #[error("{0}")]
     InvalidCampaign(String),

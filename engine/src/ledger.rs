@@ -67,6 +67,11 @@ impl Ledger {
         }
     }
 
+    /// A new stock (the caller checked it is at least `issued`).
+    pub fn set_total_stock(&mut self, total_stock: u64) {
+        self.total_stock = total_stock;
+    }
+
     pub fn issued(&self) -> u64 {
         self.issued
     }

@@ -21,16 +21,18 @@ mod ledger;
 mod model;
 mod supervisor;
 
-pub use campaign::{CampaignActor, CampaignMsg};
+pub use campaign::{CampaignActor, CampaignMsg, CouponUse};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{CouponCodes, is_well_formed as is_well_formed_code};
-pub use engine::{Engine, EngineConfig};
+pub use engine::{CouponFilter, Engine, EngineConfig};
 pub use error::EngineError;
+pub use firstcome_storage::DayStats;
 pub use firstcome_storage::{Discount, DiscountKind, Store, StoreConfig};
 pub use ids::{is_campaign_id, parse_coupon_id};
 pub use ledger::{Decision, Ledger};
 pub use model::{
-    CampaignStatus, CampaignView, Coupon, CouponChange, CouponStatus, CouponValidity, IssueOutcome,
-    MAX_TOTAL_STOCK, NewCampaign, NotActiveReason,
+    CampaignPatch, CampaignStats, CampaignStatus, CampaignView, Coupon, CouponChange, CouponStatus,
+    CouponValidity, IdempotencyKey, Idempotent, IssueOutcome, MAX_TOTAL_STOCK, NewCampaign,
+    NotActiveReason, StoredResponse,
 };
 pub use supervisor::{CampaignSupervisor, SupervisorMsg};

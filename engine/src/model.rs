@@ -121,6 +121,7 @@ impl NewCampaign {
             store_id: self.store_id,
             discount: self.discount,
             created_at: now.as_microsecond(),
+            paused: false,
         }
     }
 }
@@ -129,6 +130,7 @@ impl NewCampaign {
 pub enum CampaignStatus {
     Scheduled,
     Active,
+    Paused,
     SoldOut,
     Ended,
 }
@@ -138,6 +140,7 @@ impl CampaignStatus {
         match self {
             CampaignStatus::Scheduled => "scheduled",
             CampaignStatus::Active => "active",
+            CampaignStatus::Paused => "paused",
             CampaignStatus::SoldOut => "sold_out",
             CampaignStatus::Ended => "ended",
         }
@@ -149,6 +152,7 @@ impl CampaignStatus {
 pub enum NotActiveReason {
     NotStarted,
     Ended,
+    Paused,
 }
 
 /// A campaign with its live counters, as of the moment its actor answered.
@@ -171,6 +175,9 @@ pub(crate) fn window(rec: &CampaignRecord, now: Timestamp) -> Result<(), NotActi
     if rec.ends_at.is_some_and(|e| now >= e) {
         return Err(NotActiveReason::Ended);
     }
+    if rec.paused {
+        return Err(NotActiveReason::Paused);
+    }
     if rec.starts_at.is_some_and(|s| now < s) {
         return Err(NotActiveReason::NotStarted);
     }
@@ -180,6 +187,7 @@ pub(crate) fn window(rec: &CampaignRecord, now: Timestamp) -> Result<(), NotActi
 pub(crate) fn status(rec: &CampaignRecord, issued: u64, now: Timestamp) -> CampaignStatus {
     match window(rec, now) {
         Err(NotActiveReason::Ended) => CampaignStatus::Ended,
+        Err(NotActiveReason::Paused) => CampaignStatus::Paused,
         Err(NotActiveReason::NotStarted) => CampaignStatus::Scheduled,
         Ok(()) if issued >= rec.total_stock => CampaignStatus::SoldOut,
         Ok(()) => CampaignStatus::Active,
@@ -268,6 +276,127 @@ pub enum CouponChange {
     NotRedeemed,
     /// cancel-redemption named another order than the one the coupon was redeemed for.
     OrderMismatch,
+}
+
+/// Changes to a campaign; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignPatch {
+    pub paused: Option<bool>,
+    pub ends_at: Option<Timestamp>,
+    pub total_stock: Option<u64>,
+    pub name: Option<String>,
+}
+
+impl CampaignPatch {
+    /// Checks the patch against the campaign as it is (with `issued` coupons) at `now`,
+    /// and applies it to `rec`.
+    pub(crate) fn apply(
+        &self,
+        rec: &mut CampaignRecord,
+        issued: u64,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let bad = |m: &str| Err(EngineError::InvalidCampaign(m.to_string()));
+        if let Some(name) = &self.name {
+            if name.trim().is_empty()
+                || name.chars().count() > MAX_NAME_LEN
+                || name.chars().any(char::is_control)
+            {
+                return bad(
+                    "name must be 1 to 200 characters, not blank, without control characters",
+                );
+            }
+        }
+        if let Some(stock) = self.total_stock {
+            if stock < issued.max(1) || stock > MAX_TOTAL_STOCK {
+                return bad(
+                    "total_stock must be at least the coupons issued and at most 1000000000",
+                );
+            }
+        }
+        if let Some(e) = self.ends_at {
+            let e = e.as_microsecond();
+            if e <= now.as_microsecond() || rec.starts_at.is_some_and(|s| e <= s) {
+                return bad("ends_at must be in the future and after starts_at");
+            }
+        }
+        if let Some(name) = &self.name {
+            rec.name = name.clone();
+        }
+        if let Some(stock) = self.total_stock {
+            rec.total_stock = stock;
+        }
+        if let Some(e) = self.ends_at {
+            rec.ends_at = Some(e.as_microsecond());
+        }
+        if let Some(p) = self.paused {
+            rec.paused = p;
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paused.is_none()
+            && self.ends_at.is_none()
+            && self.total_stock.is_none()
+            && self.name.is_none()
+    }
+}
+
+/// A campaign's statistics, live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignStats {
+    pub total_stock: u64,
+    pub issued: u64,
+    /// Redeemed now.
+    pub redeemed: u64,
+    pub expired: u64,
+    pub remaining: u64,
+    /// (UTC date, counts), in date order.
+    pub per_day: Vec<(jiff::civil::Date, firstcome_storage::DayStats)>,
+}
+
+/// The UTC day of a time in micros, as days since the epoch.
+pub(crate) fn day_of(us: i64) -> i32 {
+    us.div_euclid(86_400_000_000) as i32
+}
+
+pub(crate) fn date_of_day(day: i32) -> jiff::civil::Date {
+    let epoch = jiff::civil::date(1970, 1, 1);
+    epoch
+        .checked_add(jiff::Span::new().days(day as i64))
+        .unwrap_or(epoch)
+}
+
+/// What a client sent with an `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey<T> {
+    pub key: String,
+    /// Identifies the request (method, route, target, body): the same key with another
+    /// fingerprint is a client error.
+    pub fingerprint: [u8; 16],
+    /// Renders an outcome as the response to keep; the API passes the same function
+    /// it answers with, so a replay is byte for byte the first response.
+    pub render: fn(&T) -> StoredResponse,
+}
+
+/// A response as kept for replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// The answer to a request that may carry an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotent<T> {
+    /// Decided now.
+    Fresh(T),
+    /// A retry: the first response, as it was.
+    Replay(StoredResponse),
+    /// The key was used before for a different request.
+    KeyReused,
 }
 
 /// The answer to an issue request. Every variant is final and reflects durable state.

@@ -19,8 +19,15 @@ use crate::{EngineError, ids};
 const NEXT_ORDINAL: &str = "next_ordinal";
 
 pub enum SupervisorMsg {
-    Create(NewCampaign, Reply<CampaignView>),
+    Create(Box<NewCampaign>, Reply<CampaignView>),
+    /// Forget idempotency records older than [`IDEMPOTENCY_TTL`] (timer).
+    PruneIdempotency,
 }
+
+/// How long a response is kept for its idempotency key (at least).
+pub const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const PRUNE_ROUND: usize = 10_000;
 
 pub struct CampaignSupervisor {
     pub(crate) shared: Arc<Shared>,
@@ -116,6 +123,15 @@ impl Actor for CampaignSupervisor {
         Ok(state)
     }
 
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        myself.send_interval(PRUNE_EVERY, || SupervisorMsg::PruneIdempotency);
+        Ok(())
+    }
+
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
@@ -124,8 +140,31 @@ impl Actor for CampaignSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::Create(spec, reply) => {
-                let result = self.create(&myself, state, spec).await;
+                let result = self.create(&myself, state, *spec).await;
                 let _ = reply.send(result);
+            }
+            SupervisorMsg::PruneIdempotency => {
+                let before =
+                    self.shared.clock.now().as_microsecond() - IDEMPOTENCY_TTL.as_micros() as i64;
+                let old = self
+                    .shared
+                    .store
+                    .idempotency_older_than(before, PRUNE_ROUND)?;
+                if !old.is_empty() {
+                    let mut writes = Writes::new();
+                    for (at, key) in &old {
+                        writes.remove_idempotency(key, *at);
+                    }
+                    tracing::debug!(pruned = old.len(), "idempotency records pruned");
+                    self.shared.committer.submit(
+                        writes,
+                        Box::new(|r| {
+                            if let Err(e) = r {
+                                tracing::warn!(error = %e, "pruning idempotency records failed");
+                            }
+                        }),
+                    );
+                }
             }
         }
         Ok(())
@@ -145,6 +184,7 @@ impl Actor for CampaignSupervisor {
                 // A normal stop (shutdown): forget it, restart nothing.
                 if let Some(id) = state.campaign_of.remove(&cell.get_id()) {
                     tracing::debug!(campaign = %id, ?reason, "campaign actor stopped");
+                    metrics::gauge!("firstcome_campaigns").set(state.campaign_of.len() as f64);
                 }
             }
             _ => {}

@@ -35,7 +35,7 @@ mod store;
 pub use committer::{Committer, CommitterConfig, Completion};
 pub use error::StorageError;
 pub use records::{
-    CAMPAIGN_ID_LEN, CampaignRecord, CouponRecord, CouponStatus, DayStats, Discount,
-    DiscountKind, IdempotencyRecord, StatsRecord, Validity,
+    CAMPAIGN_ID_LEN, CampaignRecord, CouponRecord, CouponStatus, DayStats, Discount, DiscountKind,
+    IdempotencyRecord, StatsRecord, Validity,
 };
 pub use store::{HOLDER_CHUNK, Recovered, Store, StoreConfig, Writes};

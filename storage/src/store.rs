@@ -117,10 +117,15 @@ impl Writes {
     }
 
     pub fn remove_expiry(&mut self, campaign_id: &str, expires_at: i64, seq: u64) {
-        self.ops.push((keys::expiry(campaign_id, expires_at, seq), None));
+        self.ops
+            .push((keys::expiry(campaign_id, expires_at, seq), None));
     }
 
-    pub fn put_idempotency(&mut self, key: &str, r: &IdempotencyRecord) -> Result<(), StorageError> {
+    pub fn put_idempotency(
+        &mut self,
+        key: &str,
+        r: &IdempotencyRecord,
+    ) -> Result<(), StorageError> {
         self.ops
             .push((keys::idempotency(key), Some(records::encode(r)?)));
         self.ops
@@ -130,7 +135,8 @@ impl Writes {
 
     pub fn remove_idempotency(&mut self, key: &str, created_at: i64) {
         self.ops.push((keys::idempotency(key), None));
-        self.ops.push((keys::idempotency_age(created_at, key), None));
+        self.ops
+            .push((keys::idempotency_age(created_at, key), None));
     }
 
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {
@@ -255,19 +261,26 @@ impl Store {
             .transpose()
     }
 
-    /// A user's coupons in (campaign id, seq) order, starting after `after`.
+    /// A user's coupons in (campaign id, seq) order, starting after `after`: those of
+    /// `campaign` only if given, and only those `keep` accepts, up to `limit`.
     pub fn user_coupons(
         &self,
         user_id: &str,
+        campaign: Option<&str>,
         after: Option<(&str, u64)>,
         limit: usize,
+        keep: impl Fn(&CouponRecord) -> bool,
     ) -> Result<Vec<CouponRecord>, StorageError> {
-        let prefix = keys::user_prefix(user_id);
+        let user = keys::user_prefix(user_id);
+        let mut prefix = user.clone();
+        if let Some(c) = campaign {
+            prefix.extend_from_slice(c.as_bytes());
+        }
         let start = match after {
             Some((cid, seq)) => {
                 let mut k = keys::user_coupon(user_id, cid, seq);
                 k.push(0);
-                k
+                k.max(prefix.clone())
             }
             None => prefix.clone(),
         };
@@ -277,16 +290,14 @@ impl Store {
                 break;
             }
             let (k, _) = item?;
-            let Some(tail) = k.strip_prefix(prefix.as_slice()) else {
+            if !k.starts_with(&prefix) {
                 break;
-            };
-            let (cid, seq) =
-                keys::split_user_coupon_tail(tail).ok_or_else(|| StorageError::Corrupt {
-                    what: "user index key",
-                    detail: format!("{k:?}"),
-                })?;
+            }
+            let (cid, seq) = keys::split_user_coupon_tail(&k[user.len()..])
+                .ok_or_else(|| corrupt("user index key", &format!("{k:?}")))?;
             match self.coupon(cid, seq)? {
-                Some(c) => out.push(c),
+                Some(c) if keep(&c) => out.push(c),
+                Some(_) => {}
                 None => {
                     return Err(StorageError::Corrupt {
                         what: "user index",
@@ -324,7 +335,8 @@ impl Store {
             let tail = &k[prefix.len()..];
             let (at, seq) = tail.split_at(8);
             let at = keys::from_ordered_i64(at).ok_or_else(|| corrupt("expiry key", "short"))?;
-            let seq = u64::from_be_bytes(seq.try_into().map_err(|_| corrupt("expiry key", "short"))?);
+            let seq =
+                u64::from_be_bytes(seq.try_into().map_err(|_| corrupt("expiry key", "short"))?);
             out.push((at, seq));
         }
         Ok(out)
@@ -350,7 +362,8 @@ impl Store {
         for item in self.db.range(start..end).take(limit) {
             let (k, _) = item?;
             let at = keys::from_ordered_i64(&k[1..9]).ok_or_else(|| corrupt("age key", "short"))?;
-            let key = String::from_utf8(k[9..].to_vec()).map_err(|_| corrupt("age key", "utf-8"))?;
+            let key =
+                String::from_utf8(k[9..].to_vec()).map_err(|_| corrupt("age key", "utf-8"))?;
             out.push((at, key));
         }
         Ok(out)

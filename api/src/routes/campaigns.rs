@@ -1,18 +1,21 @@
-//! `/v1/campaigns`: create (admin); read, list and issue (issuer or admin).
+//! `/v1/campaigns`: create, change, close, delete and statistics (admin); read, list and
+//! issue (issuer or admin).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use firstcome_engine::{IssueOutcome, NewCampaign, is_campaign_id};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use firstcome_engine::{CampaignPatch, NewCampaign, is_campaign_id};
 
 use crate::AppState;
 use crate::auth::{Admin, Issuer};
 use crate::dto::{
-    CampaignJson, CampaignPage, CreateCampaign, IssueRequest, IssuedJson, PageQuery,
+    CampaignJson, CampaignPage, CreateCampaign, IssueRequest, PageQuery, StatsJson, UpdateCampaign,
     validate_user_id,
 };
 use crate::error::ApiError;
+use crate::idempotency;
 
 pub async fn create(
     _: Admin,
@@ -63,10 +66,14 @@ pub async fn issue(
     _: Issuer,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Json<IssueRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<IssuedJson>), ApiError> {
+) -> Result<Response, ApiError> {
     let Json(req) = body?;
     validate_user_id(&req.user_id)?;
+    let key = idempotency::key(&headers)?;
+    let fingerprint = idempotency::fingerprint(&["issue", &id, &req.user_id]);
+    let idem = idempotency::with_key(key, fingerprint, idempotency::render_issue);
     // Admission control: the permit bounds how many issue requests (and so how many
     // actor messages and pending commits) exist at once. Without it, an overload would
     // grow the unbounded actor mailboxes until memory ran out.
@@ -83,21 +90,52 @@ pub async fn issue(
     // its commit is queued; the permit must stay taken until they are done, or clients
     // that time out and retry could grow the mailboxes past the cap.
     let engine = state.engine.clone();
-    let outcome = tokio::spawn(async move {
+    let answer = tokio::spawn(async move {
         let _permit = permit;
-        engine.issue(&id, &req.user_id).await
+        engine.issue_idempotent(&id, &req.user_id, idem).await
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    match outcome {
-        IssueOutcome::Issued(coupon) => Ok((
-            StatusCode::CREATED,
-            Json(IssuedJson {
-                coupon: coupon.into(),
-            }),
-        )),
-        IssueOutcome::AlreadyIssued { coupon_ids } => Err(ApiError::AlreadyIssued { coupon_ids }),
-        IssueOutcome::SoldOut => Err(ApiError::SoldOut),
-        IssueOutcome::NotActive(reason) => Err(ApiError::NotActive(reason)),
+    Ok(idempotency::respond(answer, idempotency::render_issue))
+}
+
+pub async fn update(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateCampaign>, JsonRejection>,
+) -> Result<Json<CampaignJson>, ApiError> {
+    let Json(body) = body?;
+    let patch = CampaignPatch::from(body);
+    if patch.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "give at least one of paused, ends_at, total_stock, name".into(),
+        ));
     }
+    Ok(Json(state.engine.update_campaign(&id, patch).await?.into()))
+}
+
+pub async fn close(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CampaignJson>, ApiError> {
+    Ok(Json(state.engine.close_campaign(&id).await?.into()))
+}
+
+pub async fn delete(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.delete_campaign(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stats(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StatsJson>, ApiError> {
+    Ok(Json(state.engine.stats(&id).await?.into()))
 }

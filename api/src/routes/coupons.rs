@@ -4,49 +4,63 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use firstcome_engine::{CouponChange, parse_coupon_id};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use firstcome_engine::{CouponFilter, is_campaign_id, parse_coupon_id};
 
 use crate::AppState;
 use crate::auth::Issuer;
-use crate::dto::{CouponJson, CouponPage, CouponUseRequest, PageQuery, validate_user_id};
+use crate::dto::{CouponJson, CouponPage, CouponUseRequest, UserCouponsQuery, validate_user_id};
 use crate::error::ApiError;
+use crate::idempotency;
 
 pub async fn redeem(
-    _: Issuer,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
+    issuer: Issuer,
+    state: State<AppState>,
+    id: Path<String>,
+    headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
-) -> Result<Json<CouponJson>, ApiError> {
-    let Json(req) = body?;
-    req.validate()?;
-    changed(state.engine.redeem(&id, &req.user_id, req.order_id).await?)
+) -> Result<Response, ApiError> {
+    use_coupon(issuer, state, id, headers, body, true).await
 }
 
 pub async fn cancel_redemption(
+    issuer: Issuer,
+    state: State<AppState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<CouponUseRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    use_coupon(issuer, state, id, headers, body, false).await
+}
+
+async fn use_coupon(
     _: Issuer,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
-) -> Result<Json<CouponJson>, ApiError> {
+    redeem: bool,
+) -> Result<Response, ApiError> {
     let Json(req) = body?;
     req.validate()?;
-    changed(
-        state
-            .engine
-            .cancel_redemption(&id, &req.user_id, req.order_id)
-            .await?,
-    )
-}
-
-fn changed(change: CouponChange) -> Result<Json<CouponJson>, ApiError> {
-    match change {
-        CouponChange::Done(c) => Ok(Json(c.into())),
-        CouponChange::NotOwner => Err(ApiError::NotOwner),
-        CouponChange::AlreadyRedeemed => Err(ApiError::AlreadyRedeemed),
-        CouponChange::Expired => Err(ApiError::Expired),
-        CouponChange::NotRedeemed => Err(ApiError::NotRedeemed),
-        CouponChange::OrderMismatch => Err(ApiError::OrderMismatch),
-    }
+    let key = idempotency::key(&headers)?;
+    let action = if redeem {
+        "redeem"
+    } else {
+        "cancel-redemption"
+    };
+    let order = req.order_id.as_deref().unwrap_or("");
+    // The order id is prefixed with its presence, so "no order" and "" never collide.
+    let order = format!("{}{order}", req.order_id.is_some() as u8);
+    let fingerprint = idempotency::fingerprint(&[action, &id, &req.user_id, &order]);
+    let render = idempotency::render_coupon_change;
+    let idem = idempotency::with_key(key, fingerprint, render);
+    let answer = state
+        .engine
+        .use_coupon((&id, &req.user_id, req.order_id, redeem), idem)
+        .await?;
+    Ok(idempotency::respond(answer, render))
 }
 
 pub async fn get(
@@ -65,11 +79,19 @@ pub async fn of_user(
     _: Issuer,
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    query: Result<Query<PageQuery>, QueryRejection>,
+    query: Result<Query<UserCouponsQuery>, QueryRejection>,
 ) -> Result<Json<CouponPage>, ApiError> {
     let Query(q) = query?;
     validate_user_id(&user_id)?;
-    let limit = q.limit()?;
+    let limit = q.page().limit()?;
+    let status = q.status()?;
+    if let Some(c) = &q.campaign_id {
+        if !is_campaign_id(c) {
+            return Err(ApiError::InvalidRequest(
+                "campaign_id is not a campaign id".into(),
+            ));
+        }
+    }
     if let Some(c) = &q.cursor {
         if parse_coupon_id(c).is_none() {
             return Err(ApiError::InvalidRequest("cursor is not a coupon id".into()));
@@ -77,7 +99,11 @@ pub async fn of_user(
     }
     let engine = state.engine.clone();
     let (coupons, more) = tokio::task::spawn_blocking(move || {
-        engine.user_coupons(&user_id, q.cursor.as_deref(), limit)
+        let filter = CouponFilter {
+            campaign_id: q.campaign_id.as_deref(),
+            status,
+        };
+        engine.user_coupons(&user_id, filter, q.cursor.as_deref(), limit)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
