@@ -67,6 +67,27 @@ pub struct EngineConfig {
     pub committer: CommitterConfig,
 }
 
+/// Removes idempotency records older than their time to live; returns how many.
+pub(crate) async fn prune_idempotency(shared: &Shared) -> Result<usize, EngineError> {
+    const ROUND: usize = 10_000;
+    let before =
+        shared.clock.now().as_microsecond() - crate::supervisor::IDEMPOTENCY_TTL.as_micros() as i64;
+    let old = shared.store.idempotency_older_than(before, ROUND)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let mut writes = Writes::new();
+    for (at, key) in &old {
+        writes.remove_idempotency(key, *at);
+    }
+    if let Err(e) = commit(&shared.committer, writes).await {
+        tracing::warn!(error = %e, "pruning idempotency records failed");
+        return Err(e.into());
+    }
+    tracing::debug!(pruned = old.len(), "idempotency records pruned");
+    Ok(old.len())
+}
+
 /// Which of a user's coupons to list.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CouponFilter<'a> {
@@ -343,6 +364,12 @@ impl Engine {
             .remove(campaign_id);
         actor.stop(Some("deleted".into()));
         Ok(())
+    }
+
+    /// Forgets idempotency records older than 24 hours now, instead of at the next
+    /// minute's timer; returns how many.
+    pub async fn prune_idempotency(&self) -> Result<usize, EngineError> {
+        prune_idempotency(&self.shared).await
     }
 
     /// Live statistics (after expiring what is due).

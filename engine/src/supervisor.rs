@@ -27,7 +27,6 @@ pub enum SupervisorMsg {
 /// How long a response is kept for its idempotency key (at least).
 pub const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-const PRUNE_ROUND: usize = 10_000;
 
 pub struct CampaignSupervisor {
     pub(crate) shared: Arc<Shared>,
@@ -144,27 +143,8 @@ impl Actor for CampaignSupervisor {
                 let _ = reply.send(result);
             }
             SupervisorMsg::PruneIdempotency => {
-                let before =
-                    self.shared.clock.now().as_microsecond() - IDEMPOTENCY_TTL.as_micros() as i64;
-                let old = self
-                    .shared
-                    .store
-                    .idempotency_older_than(before, PRUNE_ROUND)?;
-                if !old.is_empty() {
-                    let mut writes = Writes::new();
-                    for (at, key) in &old {
-                        writes.remove_idempotency(key, *at);
-                    }
-                    tracing::debug!(pruned = old.len(), "idempotency records pruned");
-                    self.shared.committer.submit(
-                        writes,
-                        Box::new(|r| {
-                            if let Err(e) = r {
-                                tracing::warn!(error = %e, "pruning idempotency records failed");
-                            }
-                        }),
-                    );
-                }
+                // A timer: the outcome is logged inside.
+                let _ = crate::engine::prune_idempotency(&self.shared).await;
             }
         }
         Ok(())

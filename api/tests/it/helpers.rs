@@ -51,11 +51,36 @@ impl TestServer {
         }
     }
 
+    /// A server whose engine reads time from `clock` (tests move time instead of
+    /// sleeping).
+    pub async fn start_with_clock(
+        dir: TempDir,
+        clock: firstcome_engine::ManualClock,
+    ) -> TestServer {
+        let server = Server::start_with_clock(config(dir.path()), std::sync::Arc::new(clock))
+            .await
+            .expect("server starts");
+        let base = format!("http://{}", server.addr);
+        TestServer {
+            server,
+            client: client(),
+            base,
+            dir,
+        }
+    }
+
     /// Graceful stop, then a new server on the same data dir.
     pub async fn restart(self) -> TestServer {
         let TestServer { server, dir, .. } = self;
         server.shutdown().await;
         TestServer::start_in(dir).await
+    }
+
+    /// Graceful stop, then a new server on the same data dir with `clock`.
+    pub async fn restart_with_clock(self, clock: firstcome_engine::ManualClock) -> TestServer {
+        let TestServer { server, dir, .. } = self;
+        server.shutdown().await;
+        TestServer::start_with_clock(dir, clock).await
     }
 
     pub fn admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
