@@ -4,7 +4,9 @@
 mod bad_input;
 mod crash;
 mod handlers;
+mod idempotency;
 mod helpers;
 mod issuance;
 mod lifecycle;
+mod management;
 mod restart;

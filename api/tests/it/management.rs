@@ -1,0 +1,1 @@
+//! Campaign management and statistics (being written).
