@@ -397,7 +397,7 @@ impl CampaignActor {
             effects.writes.put_coupon(&coupon)?;
         } else {
             today.cancelled += 1;
-            state.stats.redeemed -= 1;
+            state.stats.redeemed = state.stats.redeemed.saturating_sub(1);
             coupon.redeemed_at = None;
             coupon.order_id = None;
             coupon.status = CouponStatus::Issued;

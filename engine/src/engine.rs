@@ -209,19 +209,24 @@ impl Engine {
         self.call(campaign_id, CampaignMsg::Get).await
     }
 
-    /// Up to `limit` campaigns in id order after `after`, and whether more follow.
+    /// Up to `limit` campaigns in id order after `after`, and the cursor to continue
+    /// from if more follow (the last id read, which is not always the last returned).
     pub async fn campaigns(
         &self,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<CampaignView>, bool), EngineError> {
+    ) -> Result<(Vec<CampaignView>, Option<String>), EngineError> {
         let store = self.shared.store.clone();
         let after = after.map(str::to_string);
         let records =
             tokio::task::spawn_blocking(move || store.campaigns(after.as_deref(), limit + 1))
                 .await
                 .map_err(|e| EngineError::Actor(e.to_string()))??;
-        let more = records.len() > limit;
+        let next = if records.len() > limit {
+            records.get(limit - 1).map(|r| r.id.clone())
+        } else {
+            None
+        };
         let mut views = Vec::with_capacity(limit.min(records.len()));
         for r in records.into_iter().take(limit) {
             match self.campaign(&r.id).await {
@@ -232,7 +237,7 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Ok((views, more))
+        Ok((views, next))
     }
 
     /// Decides one issue request; the answer reflects durable state.

@@ -50,12 +50,7 @@ pub async fn list(
             ));
         }
     }
-    let (views, more) = state.engine.campaigns(q.cursor.as_deref(), limit).await?;
-    let next_cursor = if more {
-        views.last().map(|v| v.record.id.clone())
-    } else {
-        None
-    };
+    let (views, next_cursor) = state.engine.campaigns(q.cursor.as_deref(), limit).await?;
     Ok(Json(CampaignPage {
         campaigns: views.into_iter().map(CampaignJson::from).collect(),
         next_cursor,
