@@ -23,7 +23,7 @@ use firstcome_storage::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::EngineError;
-use crate::engine::Shared;
+use crate::engine::{KeyClaim, Shared};
 use crate::ids::coupon_id;
 use crate::ledger::{Decision, Ledger};
 use crate::model::{
@@ -95,8 +95,9 @@ pub struct CampaignState {
     stats: StatsRecord,
     /// Coupon changes submitted but not yet settled, by seq, with their change number.
     unsettled: HashMap<u64, (u64, CouponRecord)>,
-    /// Idempotency records submitted but not yet settled, by key.
-    unsettled_keys: HashMap<String, (u64, IdempotencyRecord)>,
+    /// Keys this actor claimed in `Shared::keys_in_flight`, with their change number:
+    /// released when that change settles.
+    unsettled_keys: HashMap<String, u64>,
     next_change: u64,
     /// Set by a successful delete: everything after it hears "not found".
     deleted: bool,
@@ -107,7 +108,7 @@ pub struct CampaignState {
 struct Effects {
     writes: Writes,
     coupons: Vec<CouponRecord>,
-    keys: Vec<(String, IdempotencyRecord)>,
+    keys: Vec<String>,
     stats_changed: bool,
 }
 
@@ -132,8 +133,8 @@ impl CampaignActor {
             for c in effects.coupons {
                 state.unsettled.insert(c.seq, (change, c));
             }
-            for (k, r) in effects.keys {
-                state.unsettled_keys.insert(k, (change, r));
+            for k in effects.keys {
+                state.unsettled_keys.insert(k, change);
             }
         }
         let me = myself.clone();
@@ -178,16 +179,45 @@ impl CampaignActor {
         })
     }
 
-    /// The stored response for `key`, if this key was used before.
-    fn earlier_response(
-        &self,
-        state: &CampaignState,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, ActorProcessingErr> {
-        Ok(match state.unsettled_keys.get(key) {
-            Some((_, r)) => Some(r.clone()),
-            None => self.shared.store.idempotency(key)?,
-        })
+    /// What `key` was used for before, if anything: a claim of any actor (decided or
+    /// being decided) or a stored record. If it was never used, claims it for this
+    /// decision, atomically, so no other actor can decide the same key meanwhile.
+    fn claim_key(&self, key: &str, fingerprint: [u8; 16]) -> Result<Option<KeyClaim>, ActorProcessingErr> {
+        let mut claims = self
+            .shared
+            .keys_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = claims.get(key) {
+            return Ok(Some(c.clone()));
+        }
+        // Under the lock: a claim is released only after its record is in the store, so
+        // between the two looks nothing can slip through.
+        if let Some(r) = self.shared.store.idempotency(key)? {
+            return Ok(Some(KeyClaim {
+                fingerprint: r.fingerprint,
+                record: Some(r),
+            }));
+        }
+        claims.insert(
+            key.to_string(),
+            KeyClaim {
+                fingerprint,
+                record: None,
+            },
+        );
+        Ok(None)
+    }
+
+    fn release_keys<'a>(&self, keys: impl Iterator<Item = &'a String>) {
+        let mut claims = self
+            .shared
+            .keys_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            claims.remove(k);
+        }
     }
 
     /// Decides a request that may carry an idempotency key: a retry gets the first
@@ -206,38 +236,69 @@ impl CampaignActor {
         ) -> Result<Result<T, EngineError>, ActorProcessingErr>,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(idem) = &idempotency {
-            if let Some(earlier) = self.earlier_response(state, &idem.key)? {
-                let answer = if earlier.fingerprint == idem.fingerprint {
-                    Idempotent::Replay(model::StoredResponse {
-                        status: earlier.status,
-                        content_type: earlier.content_type,
-                        body: earlier.body,
-                    })
-                } else {
-                    Idempotent::KeyReused
+            if let Some(earlier) = self.claim_key(&idem.key, idem.fingerprint)? {
+                let answer = match earlier.record {
+                    _ if earlier.fingerprint != idem.fingerprint => Ok(Idempotent::KeyReused),
+                    Some(r) => Ok(Idempotent::Replay(model::StoredResponse {
+                        status: r.status,
+                        content_type: r.content_type,
+                        body: r.body,
+                    })),
+                    // The same request is being decided by another actor this instant.
+                    // The fingerprint names the campaign, so this cannot happen; answer
+                    // "retry" rather than guess.
+                    None => Err(EngineError::Unavailable(idem.key.clone())),
                 };
-                return self.commit_and_reply(
-                    myself,
-                    state,
-                    Effects::default(),
-                    Some(reply),
-                    Ok(answer),
-                );
+                return self.commit_and_reply(myself, state, Effects::default(), Some(reply), answer);
             }
         }
         let mut effects = Effects::default();
-        let outcome = decide(self, state, &mut effects)?;
-        if let (Some(idem), Ok(value)) = (&idempotency, &outcome) {
-            let response = (idem.render)(value);
-            let record = IdempotencyRecord {
-                fingerprint: idem.fingerprint,
-                status: response.status,
-                content_type: response.content_type,
-                body: response.body,
-                created_at: self.shared.clock.now().as_microsecond(),
-            };
-            effects.writes.put_idempotency(&idem.key, &record)?;
-            effects.keys.push((idem.key.clone(), record));
+        let outcome = match decide(self, state, &mut effects) {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(idem) = &idempotency {
+                    self.release_keys(std::iter::once(&idem.key));
+                }
+                return Err(e);
+            }
+        };
+        if let Some(idem) = &idempotency {
+            match &outcome {
+                Ok(value) => {
+                    let response = (idem.render)(value);
+                    let record = IdempotencyRecord {
+                        fingerprint: idem.fingerprint,
+                        status: response.status,
+                        content_type: response.content_type,
+                        body: response.body,
+                        created_at: self.shared.clock.now().as_microsecond(),
+                    };
+                    effects.writes.put_idempotency(&idem.key, &record)?;
+                    effects.keys.push(idem.key.clone());
+                    let key = idem.key.clone();
+                    self.commit_and_reply(
+                        myself,
+                        state,
+                        effects,
+                        Some(reply),
+                        outcome.map(Idempotent::Fresh),
+                    )?;
+                    // Only now, after the writes are queued: a replay by another actor
+                    // queues its reply behind them, so it never outruns the record.
+                    if let Some(claim) = self
+                        .shared
+                        .keys_in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(&key)
+                    {
+                        claim.record = Some(record);
+                    }
+                    return Ok(());
+                }
+                // Nothing is kept for an error: a retry decides afresh.
+                Err(_) => self.release_keys(std::iter::once(&idem.key)),
+            }
         }
         self.commit_and_reply(
             myself,
@@ -641,7 +702,16 @@ impl Actor for CampaignActor {
             CampaignMsg::Settled { change } => {
                 // Commits complete in order: everything up to `change` is in the store.
                 state.unsettled.retain(|_, (c, _)| *c > change);
-                state.unsettled_keys.retain(|_, (c, _)| *c > change);
+                let settled: Vec<String> = state
+                    .unsettled_keys
+                    .iter()
+                    .filter(|(_, c)| **c <= change)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if !settled.is_empty() {
+                    self.release_keys(settled.iter());
+                    state.unsettled_keys.retain(|_, c| *c > change);
+                }
             }
             #[cfg(test)]
             CampaignMsg::InjectFailure => return Err("injected failure".into()),

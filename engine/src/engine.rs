@@ -1,7 +1,7 @@
 //! [`Engine`]: the engine's front door, used by the API, the benches and the tests.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use firstcome_storage::{Committer, CommitterConfig, StorageError, Store, Writes};
@@ -31,6 +31,20 @@ pub(crate) struct Shared {
     /// it is held. It guards the directory only, never campaign state: all of that
     /// lives inside the actors.
     directory: RwLock<HashMap<String, ActorRef<CampaignMsg>>>,
+    /// Idempotency keys decided but not yet in the store, across all campaigns. Keys are
+    /// global (the same key on another campaign is a reused key), but each actor sees
+    /// only its own decisions; without this map two actors could both decide one new
+    /// key at the same instant. A std Mutex: held for a map operation and at most one
+    /// sled read, never across an await.
+    pub(crate) keys_in_flight: Mutex<HashMap<String, KeyClaim>>,
+}
+
+/// A key an actor is deciding or has decided, until its record is in the store.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyClaim {
+    pub(crate) fingerprint: [u8; 16],
+    /// `None` while the claiming actor is deciding.
+    pub(crate) record: Option<firstcome_storage::IdempotencyRecord>,
 }
 
 impl Shared {
@@ -139,6 +153,7 @@ impl Engine {
             clock,
             codes: CouponCodes::from_key(key),
             directory: RwLock::new(HashMap::new()),
+            keys_in_flight: Mutex::new(HashMap::new()),
         });
         let started = Instant::now();
         let count = records.len();

@@ -155,9 +155,25 @@ impl Store {
             Some(p) => sled_cfg.path(p),
             None => sled_cfg.temporary(true),
         };
-        Ok(Store {
-            db: sled_cfg.open()?,
-        })
+        // sled releases its file lock a moment after the last handle of a closed
+        // database is dropped (its background threads finish first), so an open right
+        // after a close in the same process can find it still held. Retry briefly; a
+        // lock held by another process stays an error.
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match sled_cfg.open() {
+                Ok(db) => return Ok(Store { db }),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && waited < std::time::Duration::from_secs(3) =>
+                {
+                    let pause = std::time::Duration::from_millis(20);
+                    std::thread::sleep(pause);
+                    waited += pause;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Applies the writes of many decisions as one atomic sled batch. Visible to

@@ -80,6 +80,8 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
     let acked: Arc<Mutex<Vec<Value>>> = Arc::default();
     let refused_dup: Arc<Mutex<Vec<String>>> = Arc::default();
     let attempted: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Requests whose answer the kill took: (Idempotency-Key, user).
+    let lost: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let ack_count = Arc::new(AtomicUsize::new(0));
     let enough = Arc::new(tokio::sync::Notify::new());
     let stop = Arc::new(AtomicBool::new(false));
@@ -93,7 +95,7 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
             enough.clone(),
             stop.clone(),
         );
-        let refused_dup = refused_dup.clone();
+        let (refused_dup, lost) = (refused_dup.clone(), lost.clone());
         workers.push(tokio::spawn(async move {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -104,20 +106,30 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
                 } else {
                     format!("w{w}-{i}")
                 };
+                // One key per request: a repeated user is another request, so it has
+                // its own key ("w{w}-{user's i}-{i}").
+                let key = format!("{user}-{i}");
                 i += 1;
                 attempted.lock().unwrap().insert(user.clone());
                 let resp = http
                     .post(format!("{base}/v1/campaigns/{cid}/issue"))
                     .bearer_auth(ISSUER_KEY)
+                    .header("Idempotency-Key", &key)
                     .json(&json!({ "user_id": user }))
                     .send()
                     .await;
-                let Ok(resp) = resp else { break }; // the server is gone
+                let Ok(resp) = resp else {
+                    // The server is gone: the request may or may not have been decided.
+                    lost.lock().unwrap().push((key, user));
+                    break;
+                };
                 if resp.status() == StatusCode::CONFLICT {
                     // Only already_issued can happen here (stock is not reached).
                     refused_dup.lock().unwrap().push(user);
                 } else if resp.status() == StatusCode::CREATED {
                     let Ok(body) = resp.json::<Value>().await else {
+                        // A 201 whose coupon never arrived.
+                        lost.lock().unwrap().push((key, user));
                         break;
                     };
                     acked.lock().unwrap().push(body["coupon"].clone());
@@ -180,6 +192,68 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
             1,
             "{user} was told already_issued but holds {coupons:?}"
         );
+    }
+
+    // A lost answer is recovered by retrying with its key: either the coupon the user
+    // now holds (replayed if the first attempt was durable, else issued now), or a
+    // definite refusal that names what the user holds. Never a second coupon.
+    let lost = lost.lock().unwrap().clone();
+    assert!(!lost.is_empty(), "the kill took no answer");
+    let mut issued_by_retries = 0u64;
+    for (key, user) in &lost {
+        let retry = || {
+            http.post(format!("{}/v1/campaigns/{cid}/issue", p2.base))
+                .bearer_auth(ISSUER_KEY)
+                .header("Idempotency-Key", key)
+                .json(&json!({ "user_id": user }))
+                .send()
+        };
+        let resp = retry().await.expect("the restarted server answers");
+        let (status, replayed) = (
+            resp.status(),
+            resp.headers().contains_key("idempotent-replayed"),
+        );
+        let first = resp.bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&first).unwrap();
+        let held = user_coupons(&http, &p2.base, ISSUER_KEY, user).await;
+        assert!(
+            held.len() <= 1,
+            "{user} holds {held:?} after retrying {key}"
+        );
+        match status {
+            StatusCode::CREATED => {
+                assert_eq!(
+                    held,
+                    vec![body["coupon"].clone()],
+                    "{key}: the retry's coupon is not the one {user} holds"
+                );
+                if !replayed {
+                    issued_by_retries += 1;
+                }
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(body["code"], "already_issued", "{key}: {body}");
+                let ids: Vec<Value> = held.iter().map(|c| c["id"].clone()).collect();
+                assert_eq!(
+                    body["coupon_ids"],
+                    json!(ids),
+                    "{key}: {user} holds {held:?}"
+                );
+            }
+            other => panic!("{key}: retry answered {other}: {body}"),
+        }
+        // The retry's answer is now the key's answer, byte for byte.
+        let again = retry().await.unwrap();
+        assert_eq!(again.status(), status, "{key}");
+        assert_eq!(again.headers()["idempotent-replayed"], "true", "{key}");
+        assert_eq!(again.bytes().await.unwrap(), first, "{key}");
+    }
+    let view = campaign(&http, &p2.base, &cid).await;
+    let issued = view["issued"].as_u64().unwrap();
+    assert_eq!(issued, held + issued_by_retries);
+    for (_, user) in &lost {
+        let coupons = user_coupons(&http, &p2.base, ISSUER_KEY, user).await;
+        assert!(coupons.len() <= 1, "{user} holds {coupons:?}");
     }
 
     // Issuing continues from the right stock: exactly STOCK in the end, never more.

@@ -4,8 +4,8 @@
 mod bad_input;
 mod crash;
 mod handlers;
-mod idempotency;
 mod helpers;
+mod idempotency;
 mod issuance;
 mod lifecycle;
 mod management;
