@@ -4,6 +4,7 @@
 //! - `http_requests_total{route,method,status}`, `http_request_duration_seconds{route,method}`
 //!   (route is the template, e.g. `/v1/campaigns/{id}/issue`, never the raw path)
 //! - `issue_total{outcome}`, `issue_duration_seconds`
+//! - `coupon_use_total{action,outcome}` (redeem / cancel_redemption), `coupons_expired_total`
 //! - `commit_batch_requests`, `commit_batch_writes`, `commit_flush_seconds`,
 //!   `commit_failures_total`
 //! - `campaigns`, `campaign_restarts_total`

@@ -182,7 +182,11 @@ impl CampaignActor {
     /// What `key` was used for before, if anything: a claim of any actor (decided or
     /// being decided) or a stored record. If it was never used, claims it for this
     /// decision, atomically, so no other actor can decide the same key meanwhile.
-    fn claim_key(&self, key: &str, fingerprint: [u8; 16]) -> Result<Option<KeyClaim>, ActorProcessingErr> {
+    fn claim_key(
+        &self,
+        key: &str,
+        fingerprint: [u8; 16],
+    ) -> Result<Option<KeyClaim>, ActorProcessingErr> {
         let mut claims = self
             .shared
             .keys_in_flight
@@ -249,7 +253,13 @@ impl CampaignActor {
                     // "retry" rather than guess.
                     None => Err(EngineError::Unavailable(idem.key.clone())),
                 };
-                return self.commit_and_reply(myself, state, Effects::default(), Some(reply), answer);
+                return self.commit_and_reply(
+                    myself,
+                    state,
+                    Effects::default(),
+                    Some(reply),
+                    answer,
+                );
             }
         }
         let mut effects = Effects::default();
@@ -377,6 +387,7 @@ impl CampaignActor {
             .writes
             .remove_expiry(&state.record.id, at, coupon.seq);
         state.stats.expired += 1;
+        metrics::counter!("firstcome_coupons_expired_total").increment(1);
         state.stats.per_day.entry(day_of(at)).or_default().expired += 1;
         effects.stats_changed = true;
         effects.coupons.push(coupon.clone());

@@ -351,11 +351,26 @@ impl Engine {
                 reply,
             })
             .await;
-        match result {
+        let result = match result {
             // The coupon's campaign does not exist, so neither does the coupon.
             Err(EngineError::CampaignNotFound) => Err(EngineError::CouponNotFound),
             other => other,
-        }
+        };
+        let outcome = match &result {
+            Ok(Idempotent::Fresh(c)) => c.code(),
+            Ok(Idempotent::Replay(_)) => "replayed",
+            Ok(Idempotent::KeyReused) => "idempotency_key_reused",
+            Err(EngineError::CouponNotFound) => "coupon_not_found",
+            Err(_) => "error",
+        };
+        let action = if redeem {
+            "redeem"
+        } else {
+            "cancel_redemption"
+        };
+        metrics::counter!("firstcome_coupon_use_total", "action" => action, "outcome" => outcome)
+            .increment(1);
+        result
     }
 
     /// Pauses, resumes, renames, moves `ends_at`, or changes the stock of a campaign.

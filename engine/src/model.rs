@@ -278,6 +278,20 @@ pub enum CouponChange {
     OrderMismatch,
 }
 
+impl CouponChange {
+    /// Stable label for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CouponChange::Done(_) => "done",
+            CouponChange::NotOwner => "not_owner",
+            CouponChange::AlreadyRedeemed => "already_redeemed",
+            CouponChange::Expired => "expired",
+            CouponChange::NotRedeemed => "not_redeemed",
+            CouponChange::OrderMismatch => "order_mismatch",
+        }
+    }
+}
+
 /// Changes to a campaign; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct CampaignPatch {

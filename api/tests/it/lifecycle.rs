@@ -128,6 +128,21 @@ async fn redeem_and_cancel_refuse_what_they_must() {
     // Usable again.
     let (s, _) = use_coupon(&t, id, "redeem", json!({"user_id": "ann"})).await;
     assert_eq!(s, StatusCode::OK);
+    // Prometheus counts outcomes, without per-campaign labels.
+    let metrics = t
+        .client
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap();
+    let text = metrics.text().await.unwrap();
+    for needle in [
+        "firstcome_coupon_use_total{action=\"redeem\",outcome=\"done\"}",
+        "firstcome_coupon_use_total{action=\"redeem\",outcome=\"not_owner\"}",
+        "firstcome_coupon_use_total{action=\"cancel_redemption\",outcome=\"order_mismatch\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
 }
 
 #[tokio::test]
