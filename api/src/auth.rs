@@ -75,13 +75,23 @@ impl ApiKeys {
         if fresh && issuer.is_none() {
             generated.push(("issuer", stored.issuer_key.clone()));
         }
-        Ok((
-            ApiKeys {
-                admin_key: admin.unwrap_or(stored.admin_key),
-                issuer_key: issuer.unwrap_or(stored.issuer_key),
-            },
-            generated,
-        ))
+        let keys = ApiKeys {
+            admin_key: admin.unwrap_or(stored.admin_key),
+            issuer_key: issuer.unwrap_or(stored.issuer_key),
+        };
+        // The kept file may have been edited by hand, or one key configured to equal the
+        // other's kept value: hold them to the same rules as configured keys.
+        let weak = |k: &str| k.len() < 16 || !k.chars().all(|c| c.is_ascii_graphic());
+        if weak(&keys.admin_key) || weak(&keys.issuer_key) || keys.admin_key == keys.issuer_key {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: keys must be at least 16 printable ASCII characters and differ",
+                    path.display()
+                ),
+            ));
+        }
+        Ok((keys, generated))
     }
 
     /// Which scope `presented` grants, comparing in constant time so that response
@@ -188,5 +198,20 @@ mod tests {
         let (keys, generated) = ApiKeys::resolve(Some(admin.clone()), None, dir.path()).unwrap();
         assert_eq!(keys.admin_key, admin);
         assert_eq!(generated, vec![("issuer", keys.issuer_key.clone())]);
+    }
+
+    #[test]
+    fn a_weak_kept_key_or_a_configured_key_equal_to_the_other_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(KEYS_FILE),
+            "admin_key = \"short\"\nissuer_key = \"fci_0123456789abcdef\"\n",
+        )
+        .unwrap();
+        assert!(ApiKeys::resolve(None, None, dir.path()).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, _) = ApiKeys::resolve(None, None, dir.path()).unwrap();
+        assert!(ApiKeys::resolve(None, Some(kept.admin_key), dir.path()).is_err());
     }
 }

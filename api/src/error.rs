@@ -4,7 +4,7 @@
 //! Internal errors are logged with their cause and answered with a generic message:
 //! storage paths, sled errors and actor names never reach a client.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use firstcome_engine::{EngineError, NotActiveReason};
@@ -195,3 +195,15 @@ impl From<QueryRejection> for ApiError {
         ApiError::InvalidRequest(r.body_text())
     }
 }
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::InvalidRequest(r.body_text())
+    }
+}
+
+/// `axum::extract::Path` whose rejection (e.g. a segment that is not UTF-8 after
+/// percent-decoding) is a problem+json 400 like every other bad input.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);

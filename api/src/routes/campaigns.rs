@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use firstcome_engine::{CampaignPatch, NewCampaign, is_campaign_id};
@@ -14,7 +14,7 @@ use crate::dto::{
     CampaignJson, CampaignPage, CreateCampaign, IssueRequest, PageQuery, StatsJson, UpdateCampaign,
     validate_user_id,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiPath};
 use crate::idempotency;
 
 pub async fn create(
@@ -31,7 +31,7 @@ pub async fn create(
 pub async fn get(
     _: Issuer,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CampaignJson>, ApiError> {
     Ok(Json(state.engine.campaign(&id).await?.into()))
 }
@@ -60,7 +60,7 @@ pub async fn list(
 pub async fn issue(
     _: Issuer,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Json<IssueRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -97,7 +97,7 @@ pub async fn issue(
 pub async fn update(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Json<UpdateCampaign>, JsonRejection>,
 ) -> Result<Json<CampaignJson>, ApiError> {
     let Json(body) = body?;
@@ -113,7 +113,7 @@ pub async fn update(
 pub async fn close(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CampaignJson>, ApiError> {
     Ok(Json(state.engine.close_campaign(&id).await?.into()))
 }
@@ -121,7 +121,7 @@ pub async fn close(
 pub async fn delete(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.engine.delete_campaign(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -130,7 +130,7 @@ pub async fn delete(
 pub async fn stats(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<StatsJson>, ApiError> {
     Ok(Json(state.engine.stats(&id).await?.into()))
 }

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use firstcome_engine::{CouponFilter, is_campaign_id, parse_coupon_id};
@@ -11,13 +11,13 @@ use firstcome_engine::{CouponFilter, is_campaign_id, parse_coupon_id};
 use crate::AppState;
 use crate::auth::Issuer;
 use crate::dto::{CouponJson, CouponPage, CouponUseRequest, UserCouponsQuery, validate_user_id};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiPath};
 use crate::idempotency;
 
 pub async fn redeem(
     issuer: Issuer,
     state: State<AppState>,
-    id: Path<String>,
+    id: ApiPath<String>,
     headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -27,7 +27,7 @@ pub async fn redeem(
 pub async fn cancel_redemption(
     issuer: Issuer,
     state: State<AppState>,
-    id: Path<String>,
+    id: ApiPath<String>,
     headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -37,7 +37,7 @@ pub async fn cancel_redemption(
 async fn use_coupon(
     _: Issuer,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
     redeem: bool,
@@ -66,7 +66,7 @@ async fn use_coupon(
 pub async fn get(
     _: Issuer,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CouponJson>, ApiError> {
     let engine = state.engine.clone();
     let coupon = tokio::task::spawn_blocking(move || engine.coupon(&id))
@@ -78,7 +78,7 @@ pub async fn get(
 pub async fn of_user(
     _: Issuer,
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     query: Result<Query<UserCouponsQuery>, QueryRejection>,
 ) -> Result<Json<CouponPage>, ApiError> {
     let Query(q) = query?;

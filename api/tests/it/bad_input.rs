@@ -222,6 +222,19 @@ async fn bad_issue_requests_are_refused_and_issue_nothing() {
     )
     .await;
     expect_problem(t.admin(Method::GET, "/v1/nothing-here"), 404, "not_found").await;
+    // A path segment that is not UTF-8 once percent-decoded.
+    expect_problem(
+        t.admin(Method::GET, "/v1/campaigns/%FF"),
+        400,
+        "invalid_request",
+    )
+    .await;
+    expect_problem(
+        t.admin(Method::GET, "/v1/coupons/%C3%28"),
+        400,
+        "invalid_request",
+    )
+    .await;
     expect_problem(
         t.admin(Method::DELETE, "/v1/campaigns"),
         405,
