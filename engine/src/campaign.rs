@@ -13,7 +13,7 @@
 //! change is reported settled, the actor reads its coupons and idempotency records
 //! through its own `unsettled` maps, so it always decides against its latest state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,9 +95,12 @@ pub struct CampaignState {
     stats: StatsRecord,
     /// Coupon changes submitted but not yet settled, by seq, with their change number.
     unsettled: HashMap<u64, (u64, CouponRecord)>,
-    /// Keys this actor claimed in `Shared::keys_in_flight`, with their change number:
-    /// released when that change settles.
-    unsettled_keys: HashMap<String, u64>,
+    /// (change, seq) in change order, so that settling pops from the front instead of
+    /// scanning every pending change.
+    settle_order: VecDeque<(u64, u64)>,
+    /// Where the next expiry round continues, while a backlog is being worked off: the
+    /// entries before it were handled, and their removal may not be applied yet.
+    expiry_cursor: Option<(i64, u64)>,
     next_change: u64,
     /// Set by a successful delete: everything after it hears "not found".
     deleted: bool,
@@ -126,21 +129,26 @@ impl CampaignActor {
         if effects.stats_changed {
             effects.writes.put_stats(&state.record.id, &state.stats)?;
         }
-        let tracked = !effects.coupons.is_empty() || !effects.keys.is_empty();
+        let tracked = !effects.coupons.is_empty();
         let change = state.next_change;
         if tracked {
             state.next_change += 1;
             for c in effects.coupons {
+                state.settle_order.push_back((change, c.seq));
                 state.unsettled.insert(c.seq, (change, c));
-            }
-            for k in effects.keys {
-                state.unsettled_keys.insert(k, change);
             }
         }
         let me = myself.clone();
+        let claimed = effects.keys;
+        let shared = self.shared.clone();
         self.shared.committer.submit(
             effects.writes,
             Box::new(move |committed| {
+                // The records are in the store now (or the store failed: then a retry
+                // decides afresh). Either way the claims go, whatever the actor's fate.
+                if !claimed.is_empty() {
+                    release_keys(&shared, claimed.iter());
+                }
                 let answer = match committed {
                     Ok(()) => {
                         if tracked {
@@ -213,17 +221,6 @@ impl CampaignActor {
         Ok(None)
     }
 
-    fn release_keys<'a>(&self, keys: impl Iterator<Item = &'a String>) {
-        let mut claims = self
-            .shared
-            .keys_in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        for k in keys {
-            claims.remove(k);
-        }
-    }
-
     /// Decides a request that may carry an idempotency key: a retry gets the first
     /// response, a reused key a refusal, anything else `decide` (whose response is kept
     /// for the key in the same batch as the decision's own writes).
@@ -267,7 +264,7 @@ impl CampaignActor {
             Ok(o) => o,
             Err(e) => {
                 if let Some(idem) = &idempotency {
-                    self.release_keys(std::iter::once(&idem.key));
+                    release_keys(&self.shared, std::iter::once(&idem.key));
                 }
                 return Err(e);
             }
@@ -283,7 +280,10 @@ impl CampaignActor {
                         body: response.body,
                         created_at: self.shared.clock.now().as_microsecond(),
                     };
-                    effects.writes.put_idempotency(&idem.key, &record)?;
+                    if let Err(e) = effects.writes.put_idempotency(&idem.key, &record) {
+                        release_keys(&self.shared, std::iter::once(&idem.key));
+                        return Err(e.into());
+                    }
                     effects.keys.push(idem.key.clone());
                     let key = idem.key.clone();
                     self.commit_and_reply(
@@ -307,7 +307,7 @@ impl CampaignActor {
                     return Ok(());
                 }
                 // Nothing is kept for an error: a retry decides afresh.
-                Err(_) => self.release_keys(std::iter::once(&idem.key)),
+                Err(_) => release_keys(&self.shared, std::iter::once(&idem.key)),
             }
         }
         self.commit_and_reply(
@@ -402,11 +402,16 @@ impl CampaignActor {
         effects: &mut Effects,
     ) -> Result<bool, ActorProcessingErr> {
         let now = self.shared.clock.now().as_microsecond();
-        let due = self
-            .shared
-            .store
-            .due_expiries(&state.record.id, now, EXPIRY_ROUND)?;
+        let due = self.shared.store.due_expiries(
+            &state.record.id,
+            state.expiry_cursor,
+            now,
+            EXPIRY_ROUND,
+        )?;
         let more = due.len() == EXPIRY_ROUND;
+        // Continue after this round next time while a backlog lasts; start over once it
+        // is done (by then this round's removals are applied).
+        state.expiry_cursor = if more { due.last().copied() } else { None };
         for (at, seq) in due {
             match self.coupon(state, seq)? {
                 Some(c) if c.status == CouponStatus::Issued && c.expires_at == Some(at) => {
@@ -596,7 +601,8 @@ impl Actor for CampaignActor {
             ledger,
             stats,
             unsettled: HashMap::new(),
-            unsettled_keys: HashMap::new(),
+            settle_order: VecDeque::new(),
+            expiry_cursor: None,
             next_change: 0,
             deleted: false,
         })
@@ -619,25 +625,47 @@ impl Actor for CampaignActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if state.deleted {
-            // Requests that were queued behind the delete.
+            // Requests that were queued behind the delete hear "not found", but only once
+            // the delete is durable, like any other refusal.
+            let none = Effects::default;
             match message {
-                CampaignMsg::Issue { reply, .. } => {
-                    let _ = reply.send(Err(EngineError::CampaignNotFound));
-                }
-                CampaignMsg::UseCoupon { reply, .. } => {
-                    let _ = reply.send(Err(EngineError::CampaignNotFound));
-                }
+                CampaignMsg::Issue { reply, .. } => self.commit_and_reply(
+                    &myself,
+                    state,
+                    none(),
+                    Some(reply),
+                    Err(EngineError::CampaignNotFound),
+                )?,
+                CampaignMsg::UseCoupon { reply, .. } => self.commit_and_reply(
+                    &myself,
+                    state,
+                    none(),
+                    Some(reply),
+                    Err(EngineError::CampaignNotFound),
+                )?,
                 CampaignMsg::Get(reply)
                 | CampaignMsg::Update(_, reply)
-                | CampaignMsg::Close(reply) => {
-                    let _ = reply.send(Err(EngineError::CampaignNotFound));
-                }
-                CampaignMsg::Delete(reply) => {
-                    let _ = reply.send(Err(EngineError::CampaignNotFound));
-                }
-                CampaignMsg::Stats(reply) => {
-                    let _ = reply.send(Err(EngineError::CampaignNotFound));
-                }
+                | CampaignMsg::Close(reply) => self.commit_and_reply(
+                    &myself,
+                    state,
+                    none(),
+                    Some(reply),
+                    Err(EngineError::CampaignNotFound),
+                )?,
+                CampaignMsg::Delete(reply) => self.commit_and_reply(
+                    &myself,
+                    state,
+                    none(),
+                    Some(reply),
+                    Err(EngineError::CampaignNotFound),
+                )?,
+                CampaignMsg::Stats(reply) => self.commit_and_reply(
+                    &myself,
+                    state,
+                    none(),
+                    Some(reply),
+                    Err(EngineError::CampaignNotFound),
+                )?,
                 _ => {}
             }
             return Ok(());
@@ -712,21 +740,34 @@ impl Actor for CampaignActor {
             }
             CampaignMsg::Settled { change } => {
                 // Commits complete in order: everything up to `change` is in the store.
-                state.unsettled.retain(|_, (c, _)| *c > change);
-                let settled: Vec<String> = state
-                    .unsettled_keys
-                    .iter()
-                    .filter(|(_, c)| **c <= change)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                if !settled.is_empty() {
-                    self.release_keys(settled.iter());
-                    state.unsettled_keys.retain(|_, c| *c > change);
+                while let Some(&(c, seq)) = state.settle_order.front() {
+                    if c > change {
+                        break;
+                    }
+                    state.settle_order.pop_front();
+                    if state
+                        .unsettled
+                        .get(&seq)
+                        .is_some_and(|(latest, _)| *latest == c)
+                    {
+                        state.unsettled.remove(&seq);
+                    }
                 }
             }
             #[cfg(test)]
             CampaignMsg::InjectFailure => return Err("injected failure".into()),
         }
         Ok(())
+    }
+}
+
+/// Drops idempotency claims whose records are in the store (or whose decision failed).
+fn release_keys<'a>(shared: &Shared, keys: impl Iterator<Item = &'a String>) {
+    let mut claims = shared
+        .keys_in_flight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    for k in keys {
+        claims.remove(k);
     }
 }

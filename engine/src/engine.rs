@@ -671,6 +671,42 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_queued_just_before_a_failure_survives_the_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        let id = engine.create_campaign(spec("patched", 100)).await.unwrap().record.id;
+        let actor = engine.shared.lookup(&id).unwrap();
+        let old = actor.get_id();
+        // The pause is decided and queued for commit; the failure follows at once, so the
+        // supervisor may reload the record before the committer applied the pause.
+        let (tx, rx) = ractor::concurrency::oneshot();
+        let patch = CampaignPatch {
+            paused: Some(true),
+            total_stock: Some(5),
+            ..CampaignPatch::default()
+        };
+        actor.send_message(CampaignMsg::Update(patch, tx.into())).unwrap();
+        actor.cast(CampaignMsg::InjectFailure).unwrap();
+        let view = rx.await.unwrap().unwrap();
+        assert!(view.record.paused);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while engine.shared.lookup(&id).unwrap().get_id() == old {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("restarted");
+        let after = engine.campaign(&id).await.unwrap();
+        assert!(after.record.paused, "the acknowledged pause was lost");
+        assert_eq!(after.record.total_stock, 5);
+        assert_eq!(
+            engine.issue(&id, "u").await.unwrap(),
+            IssueOutcome::NotActive(crate::NotActiveReason::Paused)
+        );
+        engine.shutdown(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_users_racing_for_the_last_coupon_get_one_coupon_and_one_sold_out() {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine(dir.path()).await;

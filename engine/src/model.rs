@@ -172,7 +172,10 @@ impl CampaignView {
 /// The issue window: `Ok` when `now` is inside it.
 pub(crate) fn window(rec: &CampaignRecord, now: Timestamp) -> Result<(), NotActiveReason> {
     let now = now.as_microsecond();
-    if rec.ends_at.is_some_and(|e| now >= e) {
+    // A coupon valid until a fixed time is worthless after it: issuing then would spend
+    // stock and the user's limit on a coupon born expired.
+    let valid_until_passed = matches!(rec.validity, Validity::Until(t) if now >= t);
+    if rec.ends_at.is_some_and(|e| now >= e) || valid_until_passed {
         return Err(NotActiveReason::Ended);
     }
     if rec.paused {
@@ -526,6 +529,10 @@ mod tests {
         assert_eq!(status(&rec, 0, at(20)), CampaignStatus::Ended);
         assert_eq!(window(&rec, at(19)), Ok(()));
         assert_eq!(window(&rec, at(9)), Err(NotActiveReason::NotStarted));
+        // Coupons valid until a fixed time are not issued after it, before ends_at too.
+        rec.validity = Validity::Until(now().as_microsecond() + 15);
+        assert_eq!(window(&rec, at(15)), Err(NotActiveReason::Ended));
+        assert_eq!(status(&rec, 0, at(15)), CampaignStatus::Ended);
     }
 
     #[test]

@@ -186,6 +186,12 @@ impl CampaignSupervisor {
         };
         metrics::counter!("firstcome_campaign_restarts_total").increment(1);
         tracing::error!(campaign = %id, %error, "campaign actor failed; restarting it from the store");
+        // The failed actor's last decisions (a PATCH, a close) may still be queued in the
+        // committer: let them be applied before the record is read back.
+        if let Err(e) = commit(&self.shared.committer, Writes::new()).await {
+            tracing::error!(campaign = %id, error = %e, "cannot restart: the store failed");
+            return;
+        }
         let record = match self.shared.store.campaign(&id) {
             Ok(Some(r)) => r,
             other => {

@@ -335,18 +335,30 @@ impl Store {
     }
 
     /// Up to `limit` (expires_at, seq) of the campaign's expiry index with expires_at at
-    /// or before `now`, oldest first.
+    /// or before `now`, oldest first, starting after `after`.
     pub fn due_expiries(
         &self,
         campaign_id: &str,
+        after: Option<(i64, u64)>,
         now: i64,
         limit: usize,
     ) -> Result<Vec<(i64, u64)>, StorageError> {
         let prefix = keys::expiry_prefix(campaign_id);
+        let start = match after {
+            Some((at, seq)) => {
+                let mut k = keys::expiry(campaign_id, at, seq);
+                k.push(0); // the smallest key after it
+                k
+            }
+            None => prefix.clone(),
+        };
         // Everything up to and including `now`: the key after (now, u64::MAX).
         let end = keys::expiry(campaign_id, now, u64::MAX);
+        if start > end {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
-        for item in self.db.range(prefix.clone()..=end).take(limit) {
+        for item in self.db.range(start..=end).take(limit) {
             let (k, _) = item?;
             let tail = &k[prefix.len()..];
             let (at, seq) = tail.split_at(8);
