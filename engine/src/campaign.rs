@@ -112,7 +112,8 @@ struct Effects {
     writes: Writes,
     coupons: Vec<CouponRecord>,
     keys: Vec<String>,
-    stats_changed: bool,
+    /// UTC days whose counts this decision changed (the totals are written with them).
+    days: Vec<i32>,
 }
 
 impl CampaignActor {
@@ -126,8 +127,12 @@ impl CampaignActor {
         reply: Option<Reply<T>>,
         value: Result<T, EngineError>,
     ) -> Result<(), ActorProcessingErr> {
-        if effects.stats_changed {
-            effects.writes.put_stats(&state.record.id, &state.stats)?;
+        if !effects.days.is_empty() {
+            effects.days.sort_unstable();
+            effects.days.dedup();
+            effects
+                .writes
+                .put_stats(&state.record.id, &state.stats, &effects.days)?;
         }
         let tracked = !effects.coupons.is_empty();
         let change = state.next_change;
@@ -361,13 +366,9 @@ impl CampaignActor {
                 .writes
                 .put_holder_chunk(&rec.id, chunk.chunk, &chunk.users)?;
         }
-        state
-            .stats
-            .per_day
-            .entry(day_of(issued_at))
-            .or_default()
-            .issued += 1;
-        effects.stats_changed = true;
+        let day = day_of(issued_at);
+        state.stats.per_day.entry(day).or_default().issued += 1;
+        effects.days.push(day);
         // A new coupon is not tracked as unsettled: nobody can name it before its reply,
         // which leaves after the commit that applies it.
         Ok(Ok(IssueOutcome::Issued(Coupon::at(coupon, now))))
@@ -389,7 +390,7 @@ impl CampaignActor {
         state.stats.expired += 1;
         metrics::counter!("firstcome_coupons_expired_total").increment(1);
         state.stats.per_day.entry(day_of(at)).or_default().expired += 1;
-        effects.stats_changed = true;
+        effects.days.push(day_of(at));
         effects.coupons.push(coupon.clone());
         Ok(coupon)
     }
@@ -460,11 +461,9 @@ impl CampaignActor {
         if let Some(refusal) = refusal {
             return Ok(Ok(refusal));
         }
-        let today = state
-            .stats
-            .per_day
-            .entry(day_of(now.as_microsecond()))
-            .or_default();
+        let day = day_of(now.as_microsecond());
+        effects.days.push(day);
+        let today = state.stats.per_day.entry(day).or_default();
         if req.redeem {
             coupon.status = CouponStatus::Redeemed;
             coupon.redeemed_at = Some(now.as_microsecond());
@@ -491,7 +490,6 @@ impl CampaignActor {
                 None => effects.writes.put_coupon(&coupon)?,
             }
         }
-        effects.stats_changed = true;
         effects.coupons.push(coupon.clone());
         Ok(Ok(CouponChange::Done(Coupon::at(coupon, now))))
     }

@@ -674,7 +674,12 @@ mod tests {
     async fn a_change_queued_just_before_a_failure_survives_the_restart() {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine(dir.path()).await;
-        let id = engine.create_campaign(spec("patched", 100)).await.unwrap().record.id;
+        let id = engine
+            .create_campaign(spec("patched", 100))
+            .await
+            .unwrap()
+            .record
+            .id;
         let actor = engine.shared.lookup(&id).unwrap();
         let old = actor.get_id();
         // The pause is decided and queued for commit; the failure follows at once, so the
@@ -685,7 +690,9 @@ mod tests {
             total_stock: Some(5),
             ..CampaignPatch::default()
         };
-        actor.send_message(CampaignMsg::Update(patch, tx.into())).unwrap();
+        actor
+            .send_message(CampaignMsg::Update(patch, tx.into()))
+            .unwrap();
         actor.cast(CampaignMsg::InjectFailure).unwrap();
         let view = rx.await.unwrap().unwrap();
         assert!(view.record.paused);

@@ -26,6 +26,14 @@ pub(crate) fn stats(campaign_id: &str) -> Vec<u8> {
     k
 }
 
+/// `s campaign day(i32)`: one UTC day's counts, so that a change rewrites only its day.
+pub(crate) fn stats_day(campaign_id: &str, day: i32) -> Vec<u8> {
+    let mut k = stats(campaign_id);
+    // Sign bit flipped, so days sort in order across the epoch.
+    k.extend_from_slice(&((day as u32) ^ (1 << 31)).to_be_bytes());
+    k
+}
+
 pub(crate) fn expiry_prefix(campaign_id: &str) -> Vec<u8> {
     let mut k = vec![EXPIRY];
     k.extend_from_slice(campaign_id.as_bytes());

@@ -20,7 +20,8 @@
 //! | `k` campaign_id seq(u64) | [`CouponRecord`] |
 //! | `u` user_id 0x00 campaign_id seq(u64) | empty: the user's coupon index |
 //! | `h` campaign_id chunk(u32) | holder chunk: the user ids of seqs `chunk*HOLDER_CHUNK ..` |
-//! | `s` campaign_id | [`StatsRecord`]: live statistics |
+//! | `s` campaign_id | statistics totals (redeemed, expired) |
+//! | `s` campaign_id day(i32) | one UTC day's counts ([`DayStats`]); a change rewrites only its day |
 //! | `x` campaign_id expires_at(i64) seq(u64) | empty: the expiry index, in time order |
 //! | `i` idempotency key | [`IdempotencyRecord`]: the response to replay |
 //! | `j` created_at(i64) idempotency key | empty: idempotency records by age, for pruning |

@@ -104,9 +104,25 @@ impl Writes {
         self.ops.push((keys::stats(campaign_id), None));
     }
 
-    pub fn put_stats(&mut self, campaign_id: &str, s: &StatsRecord) -> Result<(), StorageError> {
+    /// The campaign's totals, and the counts of the given days only: a change touches
+    /// one or two days, and a long campaign has hundreds.
+    pub fn put_stats(
+        &mut self,
+        campaign_id: &str,
+        s: &StatsRecord,
+        days: &[i32],
+    ) -> Result<(), StorageError> {
+        let totals = (s.redeemed, s.expired);
         self.ops
-            .push((keys::stats(campaign_id), Some(records::encode(s)?)));
+            .push((keys::stats(campaign_id), Some(records::encode(&totals)?)));
+        for day in days {
+            if let Some(d) = s.per_day.get(day) {
+                self.ops.push((
+                    keys::stats_day(campaign_id, *day),
+                    Some(records::encode(d)?),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -326,12 +342,21 @@ impl Store {
     }
 
     pub fn stats(&self, campaign_id: &str) -> Result<StatsRecord, StorageError> {
-        Ok(self
-            .db
-            .get(keys::stats(campaign_id))?
-            .map(|v| records::decode("stats", &v))
-            .transpose()?
-            .unwrap_or_default())
+        let mut out = StatsRecord::default();
+        let totals = keys::stats(campaign_id);
+        for item in self.db.scan_prefix(&totals) {
+            let (k, v) = item?;
+            if k.len() == totals.len() {
+                (out.redeemed, out.expired) = records::decode("stats", &v)?;
+            } else {
+                let b: [u8; 4] = k[totals.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("stats day key", "length"))?;
+                let day = (u32::from_be_bytes(b) ^ (1 << 31)) as i32;
+                out.per_day.insert(day, records::decode("stats day", &v)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Up to `limit` (expires_at, seq) of the campaign's expiry index with expires_at at
@@ -511,5 +536,47 @@ mod tests {
             store.recover_holders(CID),
             Err(StorageError::Corrupt { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+    use crate::DayStats;
+
+    #[test]
+    fn stats_round_trip_with_only_the_changed_days_written() {
+        let store = Store::open(&StoreConfig::temporary()).unwrap();
+        let cid = "dddddddddddddddd";
+        let mut s = StatsRecord {
+            redeemed: 3,
+            expired: 1,
+            ..StatsRecord::default()
+        };
+        for day in [-2, 0, 20_000] {
+            s.per_day.insert(
+                day,
+                DayStats {
+                    issued: day.unsigned_abs() as u64 + 1,
+                    ..DayStats::default()
+                },
+            );
+        }
+        let mut w = Writes::new();
+        w.put_stats(cid, &s, &[-2, 0, 20_000]).unwrap();
+        store.apply(w).unwrap();
+        assert_eq!(store.stats(cid).unwrap(), s);
+        // A later change writes one day; the others stay as they were.
+        s.per_day.get_mut(&0).unwrap().redeemed = 9;
+        s.redeemed = 4;
+        let mut w = Writes::new();
+        w.put_stats(cid, &s, &[0]).unwrap();
+        assert_eq!(w.len(), 2);
+        store.apply(w).unwrap();
+        assert_eq!(store.stats(cid).unwrap(), s);
+        assert_eq!(
+            store.stats("eeeeeeeeeeeeeeee").unwrap(),
+            StatsRecord::default()
+        );
     }
 }
