@@ -1,0 +1,2 @@
+//! Contention scenarios: being built.
+fn main() {}

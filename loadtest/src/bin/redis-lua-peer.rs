@@ -1,0 +1,2 @@
+//! `redis-lua-peer`: being built.
+fn main() {}
