@@ -31,6 +31,10 @@ enum Scenario {
     Storm,
     /// Only the --stock/--users/--repeats/--campaigns flags.
     Custom,
+    /// One campaign with stock = users (10,000 unless told); each user issues once, then
+    /// about half of them redeem, a tenth of those cancel the redemption, and every winner
+    /// reads its coupon and the campaign.
+    Mixed,
 }
 
 /// Load generator for firstcome's issue endpoint.
@@ -90,6 +94,8 @@ struct Plan {
     campaigns: u64,
     /// Stop sending to a campaign once it answered sold_out.
     until_sold_out: bool,
+    /// After a 201, redeem / cancel / read as well (the mixed scenario).
+    mixed: bool,
     mode: Mode,
 }
 
@@ -106,19 +112,28 @@ impl Plan {
             Scenario::Promo => ("promo", 10_000, 110_000, 1, 10, true, Mode::Closed(64)),
             Scenario::Storm => ("storm", 1_000, 100_000, 3, 1, false, Mode::Closed(64)),
             Scenario::Custom => ("custom", 100, 1_000, 1, 1, false, Mode::Closed(64)),
+            Scenario::Mixed => ("mixed", 10_000, 10_000, 1, 1, false, Mode::Closed(64)),
         };
+        let mixed = matches!(a.scenario, Scenario::Mixed);
         let mode = match (a.rate, a.connections) {
             (Some(r), _) => Mode::Open(r),
             (None, Some(c)) => Mode::Closed(c.max(1)),
             (None, None) => mode,
         };
+        let users = a.users.unwrap_or(users);
         Plan {
             name: name.into(),
-            stock: a.stock.unwrap_or(stock),
-            users: a.users.unwrap_or(users),
+            // Mixed: stock follows --users, and there is one campaign.
+            stock: a.stock.unwrap_or(if mixed { users } else { stock }),
+            users,
             repeats: a.repeats.unwrap_or(repeats).max(1),
-            campaigns: a.campaigns.unwrap_or(campaigns).max(1),
+            campaigns: if mixed {
+                1
+            } else {
+                a.campaigns.unwrap_or(campaigns).max(1)
+            },
             until_sold_out: until,
+            mixed,
             mode,
         }
     }
@@ -135,8 +150,25 @@ impl Plan {
     }
 }
 
+/// Mixed: whether `user` redeems its coupon (about 50%), and whether it then cancels the
+/// redemption (about 10% of those). Deterministic, so the verification knows the intent.
+fn mixed_intent(user: u64) -> (bool, bool) {
+    let h = user.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_right(29);
+    let redeem = h % 2 == 0;
+    (redeem, redeem && (h / 2) % 10 == 0)
+}
+
+/// The operations, as they are named in the report.
+const OP_ISSUE: &str = "issue";
+const OP_REDEEM: &str = "redeem";
+const OP_CANCEL: &str = "cancel";
+const OP_GET_COUPON: &str = "get_coupon";
+const OP_GET_CAMPAIGN: &str = "get_campaign";
+
 #[derive(Debug)]
 struct Record {
+    /// Which endpoint (one of the `OP_*` names).
+    op: &'static str,
     user: u64,
     campaign: usize,
     /// 0 for a transport error.
@@ -369,6 +401,38 @@ async fn issue_once(
     }
 }
 
+/// One follow-up request of the mixed scenario: (status, code), status 0 for a transport
+/// error; `code` is "ok" for a 2xx, else the problem's `code`.
+async fn call(t: &Target, post: Option<Value>, path: &str) -> (u16, String) {
+    let url = format!("{}{path}", t.base);
+    let req = match post {
+        Some(body) => t.client.post(url).json(&body),
+        None => t.client.get(url),
+    };
+    let resp = match req.bearer_auth(&t.issuer).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else {
+                "transport"
+            };
+            return (0, kind.into());
+        }
+    };
+    let status = resp.status().as_u16();
+    if resp.status().is_success() {
+        // Read the body so the connection goes back to the pool.
+        let _ = resp.bytes().await;
+        return (status, "ok".into());
+    }
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["code"].as_str().unwrap_or("unknown").to_string(),
+    )
+}
+
 struct Live {
     done: AtomicU64,
     errors: AtomicU64,
@@ -444,7 +508,13 @@ async fn drive(args: &Args, plan: Plan, t: Arc<Target>) -> Result<bool, Error> {
                 }
                 live.done.fetch_add(1, Ordering::Relaxed);
                 let second = intended.saturating_duration_since(start).as_secs();
+                let follow = if plan.mixed && status == 201 {
+                    coupon.as_ref().map(|(id, _)| id.clone())
+                } else {
+                    None
+                };
                 let _ = tx.send(Record {
+                    op: OP_ISSUE,
                     user,
                     campaign: c,
                     status,
@@ -453,6 +523,48 @@ async fn drive(args: &Args, plan: Plan, t: Arc<Target>) -> Result<bool, Error> {
                     latency_us,
                     second,
                 });
+                let Some(coupon_id) = follow else { return };
+                let (redeem, cancel) = mixed_intent(user);
+                let body = json!({ "user_id": user_id });
+                let mut ops: Vec<(&'static str, Option<Value>, String)> = Vec::new();
+                if redeem {
+                    ops.push((
+                        OP_REDEEM,
+                        Some(body.clone()),
+                        format!("/v1/coupons/{coupon_id}/redeem"),
+                    ));
+                }
+                if cancel {
+                    ops.push((
+                        OP_CANCEL,
+                        Some(body),
+                        format!("/v1/coupons/{coupon_id}/cancel-redemption"),
+                    ));
+                }
+                ops.push((OP_GET_COUPON, None, format!("/v1/coupons/{coupon_id}")));
+                ops.push((
+                    OP_GET_CAMPAIGN,
+                    None,
+                    format!("/v1/campaigns/{}", campaigns[c].0),
+                ));
+                for (op, post, path) in ops {
+                    let sent = Instant::now();
+                    let (status, code) = call(&t, post, &path).await;
+                    let latency_us = sent.elapsed().as_micros() as u64;
+                    if !(200..300).contains(&status) {
+                        live.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = tx.send(Record {
+                        op,
+                        user,
+                        campaign: c,
+                        status,
+                        code,
+                        coupon: None,
+                        latency_us,
+                        second: sent.saturating_duration_since(start).as_secs(),
+                    });
+                }
             }
         }
     };
@@ -505,19 +617,37 @@ async fn drive(args: &Args, plan: Plan, t: Arc<Target>) -> Result<bool, Error> {
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| err(e.to_string()))?;
     let mut per_sec: BTreeMap<u64, Histogram<u64>> = BTreeMap::new();
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut per_op: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
     for r in &records {
         let v = r.latency_us.max(1);
         let _ = hist.record(v);
         let h = per_sec.entry(r.second).or_insert_with(hist_new);
         let _ = h.record(v);
+        let _ = per_op.entry(r.op).or_insert_with(hist_new).record(v);
         let key = if r.status == 0 {
-            r.code.clone()
+            format!("{} {}", r.op, r.code)
         } else {
-            format!("{} {}", r.status, r.code)
+            format!("{} {} {}", r.op, r.status, r.code)
         };
         *outcomes.entry(key).or_default() += 1;
     }
     let ms = |us: u64| us as f64 / 1000.0;
+    let latency = |h: &Histogram<u64>| Latency {
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+    };
+    // Per operation only when there is more than one.
+    let latency_by_op: BTreeMap<String, Latency> = if per_op.len() > 1 {
+        per_op
+            .iter()
+            .map(|(op, h)| (op.to_string(), latency(h)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let last = per_sec.keys().next_back().copied().unwrap_or(0);
     let per_second = (0..=last)
         .map(|s| match per_sec.get(&s) {
@@ -557,13 +687,8 @@ async fn drive(args: &Args, plan: Plan, t: Arc<Target>) -> Result<bool, Error> {
         requests: sent,
         duration_secs: elapsed,
         throughput_rps: sent as f64 / elapsed.max(1e-9),
-        latency_ms: Latency {
-            p50: ms(hist.value_at_quantile(0.50)),
-            p90: ms(hist.value_at_quantile(0.90)),
-            p99: ms(hist.value_at_quantile(0.99)),
-            p999: ms(hist.value_at_quantile(0.999)),
-            max: ms(hist.max()),
-        },
+        latency_ms: latency(&hist),
+        latency_by_op,
         outcomes,
         per_second,
         violations,
@@ -584,10 +709,14 @@ fn hist_new() -> Histogram<u64> {
 }
 
 async fn get_json(t: &Target, path: &str) -> Result<(u16, Value), Error> {
+    get_json_as(t, path, &t.issuer).await
+}
+
+async fn get_json_as(t: &Target, path: &str, key: &str) -> Result<(u16, Value), Error> {
     let resp = t
         .client
         .get(format!("{}{path}", t.base))
-        .bearer_auth(&t.issuer)
+        .bearer_auth(key)
         .send()
         .await?;
     let status = resp.status().as_u16();
@@ -608,7 +737,19 @@ async fn verify(
     let mut answered: Vec<HashSet<u64>> = vec![HashSet::new(); n];
     let mut unknown = vec![0u64; n];
     let mut wins: Vec<HashMap<u64, Vec<(String, String)>>> = vec![HashMap::new(); n];
+    // Mixed: per (campaign, user), the redeem's and the cancel's status (0: none or unanswered).
+    let mut redeems: HashMap<(usize, u64), u16> = HashMap::new();
+    let mut cancels: HashMap<(usize, u64), u16> = HashMap::new();
     for r in records {
+        if r.op == OP_REDEEM {
+            redeems.insert((r.campaign, r.user), r.status);
+        }
+        if r.op == OP_CANCEL {
+            cancels.insert((r.campaign, r.user), r.status);
+        }
+        if r.op != OP_ISSUE {
+            continue;
+        }
         match (r.status, r.code.as_str()) {
             (201, _) | (409, "already_issued") | (409, "sold_out") => {
                 answered[r.campaign].insert(r.user);
@@ -662,7 +803,62 @@ async fn verify(
                 ));
             }
         }
+        if plan.mixed {
+            if issued != plan.users {
+                v.push(format!(
+                    "campaign {id}: issued {issued}, expected users {}",
+                    plan.users
+                ));
+            }
+            let ok = |m: &HashMap<(usize, u64), u16>, code: u16| {
+                m.iter()
+                    .filter(|((c, _), s)| *c == i && **s == code)
+                    .count() as u64
+            };
+            let redeemed_ok = ok(&redeems, 200);
+            let cancelled_ok = ok(&cancels, 200);
+            let unsure = redeems
+                .iter()
+                .chain(cancels.iter())
+                .filter(|((c, _), s)| *c == i && (**s == 0 || **s >= 500))
+                .count();
+            let (status, body) =
+                get_json_as(t, &format!("/v1/campaigns/{id}/stats"), &t.admin).await?;
+            if status != 200 {
+                v.push(format!("GET stats of {id}: status {status}"));
+            } else if unsure == 0 {
+                let redeemed = body["redeemed"].as_u64().unwrap_or(u64::MAX);
+                let expected = redeemed_ok.saturating_sub(cancelled_ok);
+                if redeemed != expected {
+                    v.push(format!(
+                        "campaign {id}: stats say redeemed {redeemed}, expected {redeemed_ok} redeems - {cancelled_ok} cancels = {expected}"
+                    ));
+                }
+            }
+        }
     }
+    // Mixed: the status each coupon must show, where the run knows it for sure.
+    let mut expect_status: HashMap<String, &'static str> = HashMap::new();
+    if plan.mixed {
+        for (i, m) in wins.iter().enumerate() {
+            for (user, cs) in m {
+                let r = redeems.get(&(i, *user)).copied();
+                let c = cancels.get(&(i, *user)).copied();
+                let expected = match (r, c) {
+                    (None, _) => Some("issued"),
+                    (Some(200), None) => Some("redeemed"),
+                    (Some(200), Some(200)) => Some("issued"),
+                    _ => None,
+                };
+                if let Some(e) = expected {
+                    for (id, _) in cs {
+                        expect_status.insert(id.clone(), e);
+                    }
+                }
+            }
+        }
+    }
+    let expect_status = Arc::new(expect_status);
     // Every coupon seen exists with the same code, and no coupon id was handed out twice.
     let coupons: Vec<(String, String)> = wins
         .iter()
@@ -682,9 +878,18 @@ async fn verify(
         .collect();
     let mut checks = futures::stream::iter(coupons.into_iter().map(|(id, code)| {
         let t = t.clone();
+        let expect_status = expect_status.clone();
         async move {
             match get_json(&t, &format!("/v1/coupons/{id}")).await {
-                Ok((200, body)) if body["code"].as_str() == Some(code.as_str()) => None,
+                Ok((200, body)) if body["code"].as_str() == Some(code.as_str()) => {
+                    match expect_status.get(&id) {
+                        Some(e) if body["status"].as_str() != Some(*e) => Some(format!(
+                            "coupon {id}: status {}, expected {e}",
+                            body["status"]
+                        )),
+                        _ => None,
+                    }
+                }
                 Ok((200, body)) => Some(format!(
                     "coupon {id}: code {} but the 201 said {code}",
                     body["code"]

@@ -14,6 +14,9 @@ pub struct Report {
     pub duration_secs: f64,
     pub throughput_rps: f64,
     pub latency_ms: Latency,
+    /// Per operation, when the run sent more than one kind of request.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub latency_by_op: BTreeMap<String, Latency>,
     pub outcomes: BTreeMap<String, u64>,
     pub per_second: Vec<Second>,
     pub violations: Vec<String>,
@@ -38,7 +41,7 @@ pub struct Second {
 impl Report {
     pub fn text(&self) -> String {
         let mut s = format!(
-            "scenario {} against {} ({})\n  requests {} in {:.2} s: {:.0} req/s\n  latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n  outcomes:\n",
+            "scenario {} against {} ({})\n  requests {} in {:.2} s: {:.0} req/s\n  latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
             self.scenario,
             self.base_url,
             self.mode,
@@ -51,6 +54,16 @@ impl Report {
             self.latency_ms.p999,
             self.latency_ms.max,
         );
+        if !self.latency_by_op.is_empty() {
+            s.push_str("  latency ms per operation:\n");
+        }
+        for (op, l) in &self.latency_by_op {
+            s.push_str(&format!(
+                "    {op:<14} p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
+                l.p50, l.p90, l.p99, l.p999, l.max
+            ));
+        }
+        s.push_str("  outcomes:\n");
         for (k, v) in &self.outcomes {
             s.push_str(&format!("    {k:<28} {v}\n"));
         }
