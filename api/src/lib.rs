@@ -150,6 +150,7 @@ impl Server {
             EngineConfig {
                 committer: CommitterConfig {
                     max_batch: config.max_commit_batch,
+                    durable: true,
                 },
             },
         )

@@ -3,9 +3,7 @@
 //!
 //! - `engine`: [`Engine::issue`] end to end: the campaign actor's decision, the
 //!   group-commit writer, sled's batch and flush on a real on-disk store in a temp dir,
-//!   and the reply. That is the only mode the engine has: there is no "in-memory only"
-//!   engine variant, so none is measured here. (`StoreConfig::temporary()` is a sled
-//!   database in a temp file, still written and flushed; it is not used.)
+//!   and the reply.
 //! - `mutex_hashmap`: one `std::sync::Mutex<HashMap<campaign, state>>` holding a stock
 //!   counter, a per-user `HashSet` and the window. Nothing is durable.
 //! - `redis_lua`: one `EVALSHA` per request of a Lua script doing the window, duplicate
@@ -36,10 +34,13 @@
 //! - `contention/many_campaigns`: 1,000 campaigns of stock 1e9, 64 tasks, new users;
 //!   the campaign is picked uniformly, or Zipf-skewed (s = 1.0, so the hottest campaign
 //!   gets ~13% of requests) with a fixed-seed xorshift generator.
-//! - durability: not a group of its own. The engine above always pays for durability
-//!   (no reply before its group commit is flushed); the two baselines never do. After
-//!   each group the bench prints, once, how many requests each implementation issued,
-//!   refused as duplicates, as sold out, or as not active.
+//! - `contention/durability`: the hot campaign with 64 tasks on the durable engine and
+//!   on an engine whose committer skips the fsync (`CommitterConfig::durable = false`:
+//!   the same actor, batches and sled writes, replies without waiting for the disk).
+//!   Prints the group-commit batch sizes of each (requests released per group).
+//!
+//! After each group the bench prints, once, how many requests each implementation
+//! issued, refused as duplicates, as sold out, or as not active.
 //!
 //! Run it with `cargo bench -p firstcome-benches --bench contention` (about 3 to 4
 //! minutes on 2 cores). Filter with criterion's usual argument, for example
@@ -54,8 +55,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use firstcome_engine::{
-    CouponValidity, Engine, EngineConfig, IssueOutcome, NewCampaign, Store, StoreConfig,
-    SystemClock,
+    CommitterConfig, CouponValidity, Engine, EngineConfig, IssueOutcome, NewCampaign, Store,
+    StoreConfig, SystemClock,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::runtime::Runtime;
@@ -643,6 +644,42 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// The hot campaign at 64 tasks on engines that differ only in the fsync.
+    fn durability(&self, c: &mut Criterion, engines: &[(&'static str, &Engine)]) {
+        let name = "contention/durability";
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements(CLIENTS));
+        for (label, engine) in engines {
+            let backend = Backend::Engine((*engine).clone());
+            let campaign = self.rt.block_on(backend.create(NEVER_RUNS_OUT));
+            let next_user = self.next_user.clone();
+            let requests: Requests =
+                Arc::new(move |_, _| (campaign.clone(), Self::new_user(&next_user)));
+            let tally = Arc::new(Tally::default());
+            let before = engine.commit_stats();
+            group.bench_function(BenchmarkId::new(*label, CLIENTS), |b| {
+                b.to_async(&self.rt).iter_custom(|iters| {
+                    let (backend, tally, requests) =
+                        (backend.clone(), tally.clone(), requests.clone());
+                    let seed = self.next_seed.fetch_add(1, Ordering::Relaxed);
+                    async move {
+                        drive(&backend, CLIENTS, CLIENTS * iters, seed, &tally, &requests).await
+                    }
+                });
+            });
+            let after = engine.commit_stats();
+            let groups = after.groups - before.groups;
+            let requests = after.requests - before.requests;
+            println!(
+                "{name}/{label}: {requests} requests in {groups} group commits, {:.1} per group",
+                requests as f64 / groups.max(1) as f64
+            );
+        }
+        group.finish();
+    }
+}
+
 fn report(group: &str, tallies: &[(String, Arc<Tally>)]) {
     for (backend, tally) in tallies {
         tally.report(group, backend);
@@ -720,8 +757,26 @@ fn main() {
     );
     bench.duplicate_storm(&mut c);
     bench.many_campaigns(&mut c);
+    let no_fsync_dir = tempfile::tempdir().expect("temp dir");
+    let no_fsync = bench
+        .rt
+        .block_on(Engine::start(
+            open_store(&no_fsync_dir.path().join("store")),
+            Arc::new(SystemClock),
+            EngineConfig {
+                committer: CommitterConfig {
+                    durable: false,
+                    ..CommitterConfig::default()
+                },
+            },
+        ))
+        .expect("starting the engine without fsync");
+    bench.durability(&mut c, &[("durable", &engine), ("no_fsync", &no_fsync)]);
     c.final_summary();
 
+    bench
+        .rt
+        .block_on(no_fsync.shutdown(Duration::from_secs(30)));
     bench.rt.block_on(engine.shutdown(Duration::from_secs(30)));
     drop(redis_server);
 }

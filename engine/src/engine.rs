@@ -181,6 +181,11 @@ impl Engine {
         &self.shared.clock
     }
 
+    /// Group-commit counts since start (groups that wrote, requests they released).
+    pub fn commit_stats(&self) -> firstcome_storage::CommitStats {
+        self.shared.committer.stats()
+    }
+
     /// False once the store has failed a commit: this process writes nothing more.
     pub fn is_healthy(&self) -> bool {
         self.shared.committer.is_healthy()

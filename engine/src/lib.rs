@@ -27,7 +27,9 @@ pub use codes::{CouponCodes, is_well_formed as is_well_formed_code};
 pub use engine::{CouponFilter, Engine, EngineConfig};
 pub use error::EngineError;
 pub use firstcome_storage::DayStats;
-pub use firstcome_storage::{Discount, DiscountKind, Store, StoreConfig};
+pub use firstcome_storage::{
+    CommitStats, CommitterConfig, Discount, DiscountKind, Store, StoreConfig,
+};
 pub use ids::{is_campaign_id, parse_coupon_id};
 pub use ledger::{Decision, Ledger};
 pub use model::{

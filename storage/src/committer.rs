@@ -30,7 +30,7 @@
 //! conclusion). The process reports itself unready and an operator restarts it;
 //! recovery then starts from what is durable.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -46,12 +46,28 @@ pub struct CommitterConfig {
     /// The most requests gathered into one group. Bounds the latency a huge backlog
     /// adds to the first request in it.
     pub max_batch: usize,
+    /// `false` applies groups without the fsync: replies no longer wait for the disk,
+    /// and a crash loses them. Only for measuring what durability costs (the
+    /// `contention` bench); the server always runs durable.
+    pub durable: bool,
 }
 
 impl Default for CommitterConfig {
     fn default() -> Self {
-        CommitterConfig { max_batch: 8192 }
+        CommitterConfig {
+            max_batch: 8192,
+            durable: true,
+        }
     }
+}
+
+/// Counts since the committer started, for benchmarks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Groups that wrote (and flushed, when durable).
+    pub groups: u64,
+    /// Requests released by those groups.
+    pub requests: u64,
 }
 
 enum Request {
@@ -63,6 +79,8 @@ enum Request {
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Request>,
+    groups: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
     // A std Mutex, not a Tokio one: it is only taken to join the thread at shutdown.
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     failed: Arc<AtomicBool>,
@@ -72,15 +90,29 @@ impl Committer {
     pub fn start(store: Store, cfg: CommitterConfig) -> Committer {
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
-        let thread_failed = failed.clone();
+        let counts = Counts {
+            failed: failed.clone(),
+            groups: Arc::new(AtomicU64::new(0)),
+            requests: Arc::new(AtomicU64::new(0)),
+        };
+        let (groups, requests) = (counts.groups.clone(), counts.requests.clone());
         let thread = std::thread::Builder::new()
             .name("firstcome-committer".into())
-            .spawn(move || run(store, cfg, rx, &thread_failed))
+            .spawn(move || run(store, cfg, rx, &counts))
             .expect("spawning the committer thread");
         Committer {
             tx,
+            groups,
+            requests,
             thread: Arc::new(Mutex::new(Some(thread))),
             failed,
+        }
+    }
+
+    pub fn stats(&self) -> CommitStats {
+        CommitStats {
+            groups: self.groups.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
         }
     }
 
@@ -113,7 +145,14 @@ impl Committer {
     }
 }
 
-fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, failed: &AtomicBool) {
+/// What the committer thread reports back.
+struct Counts {
+    failed: Arc<AtomicBool>,
+    groups: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+}
+
+fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, counts: &Counts) {
     let mut group: Vec<Writes> = Vec::with_capacity(cfg.max_batch);
     let mut done: Vec<Completion> = Vec::with_capacity(cfg.max_batch);
     let mut poisoned: Option<StorageError> = None;
@@ -158,7 +197,11 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, failed: 
             let started = Instant::now();
             let r = store
                 .apply_all(group.drain(..))
-                .and_then(|()| store.flush());
+                .and_then(|()| if cfg.durable { store.flush() } else { Ok(()) });
+            counts.groups.fetch_add(1, Ordering::Relaxed);
+            counts
+                .requests
+                .fetch_add(done.len() as u64, Ordering::Relaxed);
             metrics::histogram!("firstcome_commit_flush_seconds")
                 .record(started.elapsed().as_secs_f64());
             metrics::histogram!("firstcome_commit_batch_writes").record(writes as f64);
@@ -168,7 +211,7 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, failed: 
         if let (Err(e), None) = (&result, &poisoned) {
             metrics::counter!("firstcome_commit_failures_total").increment(1);
             tracing::error!(error = %e, requests = done.len(), "group commit failed; refusing all further writes");
-            failed.store(true, Ordering::SeqCst);
+            counts.failed.store(true, Ordering::SeqCst);
             poisoned = Some(e.clone());
         }
         for d in done.drain(..) {

@@ -33,7 +33,7 @@ mod keys;
 mod records;
 mod store;
 
-pub use committer::{Committer, CommitterConfig, Completion};
+pub use committer::{CommitStats, Committer, CommitterConfig, Completion};
 pub use error::StorageError;
 pub use records::{
     CAMPAIGN_ID_LEN, CampaignRecord, CouponRecord, CouponStatus, DayStats, Discount, DiscountKind,
