@@ -145,13 +145,14 @@ impl CampaignActor {
         }
         let me = myself.clone();
         let claimed = effects.keys;
-        let shared = self.shared.clone();
+        // Only keyed requests need the shared state in their completion.
+        let shared = (!claimed.is_empty()).then(|| self.shared.clone());
         self.shared.committer.submit(
             effects.writes,
             Box::new(move |committed| {
                 // The records are in the store now (or the store failed: then a retry
                 // decides afresh). Either way the claims go, whatever the actor's fate.
-                if !claimed.is_empty() {
+                if let Some(shared) = shared {
                     release_keys(&shared, claimed.iter());
                 }
                 let answer = match committed {
@@ -170,6 +171,17 @@ impl CampaignActor {
             }),
         );
         Ok(())
+    }
+
+    /// "Not found" for a request to a deleted campaign, after the delete is durable.
+    fn refuse_gone<T: Send + 'static>(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        reply: Reply<T>,
+    ) -> Result<(), ActorProcessingErr> {
+        let gone = Err(EngineError::CampaignNotFound);
+        self.commit_and_reply(myself, state, Effects::default(), Some(reply), gone)
     }
 
     fn view(&self, state: &CampaignState) -> CampaignView {
@@ -625,46 +637,17 @@ impl Actor for CampaignActor {
         if state.deleted {
             // Requests that were queued behind the delete hear "not found", but only once
             // the delete is durable, like any other refusal.
-            let none = Effects::default;
             match message {
-                CampaignMsg::Issue { reply, .. } => self.commit_and_reply(
-                    &myself,
-                    state,
-                    none(),
-                    Some(reply),
-                    Err(EngineError::CampaignNotFound),
-                )?,
-                CampaignMsg::UseCoupon { reply, .. } => self.commit_and_reply(
-                    &myself,
-                    state,
-                    none(),
-                    Some(reply),
-                    Err(EngineError::CampaignNotFound),
-                )?,
+                CampaignMsg::Issue { reply, .. } => self.refuse_gone(&myself, state, reply)?,
+                CampaignMsg::UseCoupon { reply, .. } => self.refuse_gone(&myself, state, reply)?,
                 CampaignMsg::Get(reply)
                 | CampaignMsg::Update(_, reply)
-                | CampaignMsg::Close(reply) => self.commit_and_reply(
-                    &myself,
-                    state,
-                    none(),
-                    Some(reply),
-                    Err(EngineError::CampaignNotFound),
-                )?,
-                CampaignMsg::Delete(reply) => self.commit_and_reply(
-                    &myself,
-                    state,
-                    none(),
-                    Some(reply),
-                    Err(EngineError::CampaignNotFound),
-                )?,
-                CampaignMsg::Stats(reply) => self.commit_and_reply(
-                    &myself,
-                    state,
-                    none(),
-                    Some(reply),
-                    Err(EngineError::CampaignNotFound),
-                )?,
-                _ => {}
+                | CampaignMsg::Close(reply) => self.refuse_gone(&myself, state, reply)?,
+                CampaignMsg::Delete(reply) => self.refuse_gone(&myself, state, reply)?,
+                CampaignMsg::Stats(reply) => self.refuse_gone(&myself, state, reply)?,
+                CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => {}
+                #[cfg(test)]
+                CampaignMsg::InjectFailure => {}
             }
             return Ok(());
         }

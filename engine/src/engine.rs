@@ -109,6 +109,7 @@ pub struct CouponFilter<'a> {
     pub status: Option<crate::model::CouponStatus>,
 }
 
+/// The answer to a request sent without a key, which is always decided afresh.
 fn fresh<T>(answer: Idempotent<T>) -> Result<T, EngineError> {
     match answer {
         Idempotent::Fresh(v) => Ok(v),
@@ -266,11 +267,7 @@ impl Engine {
         campaign_id: &str,
         user_id: &str,
     ) -> Result<IssueOutcome, EngineError> {
-        match self.issue_idempotent(campaign_id, user_id, None).await? {
-            Idempotent::Fresh(o) => Ok(o),
-            // Without a key there is nothing to replay.
-            _ => Err(EngineError::Actor("idempotent answer without a key".into())),
-        }
+        fresh(self.issue_idempotent(campaign_id, user_id, None).await?)
     }
 
     /// [`Engine::issue`] with an optional idempotency key: a retry of the same request

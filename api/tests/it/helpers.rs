@@ -35,20 +35,8 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: TempDir) -> TestServer {
-        TestServer::start_with(dir, |c| c).await
-    }
-
-    pub async fn start_with(dir: TempDir, tweak: impl FnOnce(Config) -> Config) -> TestServer {
-        let server = Server::start(tweak(config(dir.path())))
+        TestServer::start_with_clock_in(dir, std::sync::Arc::new(firstcome_engine::SystemClock))
             .await
-            .expect("server starts");
-        let base = format!("http://{}", server.addr);
-        TestServer {
-            server,
-            client: client(),
-            base,
-            dir,
-        }
     }
 
     /// A server whose engine reads time from `clock` (tests move time instead of
@@ -57,7 +45,14 @@ impl TestServer {
         dir: TempDir,
         clock: firstcome_engine::ManualClock,
     ) -> TestServer {
-        let server = Server::start_with_clock(config(dir.path()), std::sync::Arc::new(clock))
+        TestServer::start_with_clock_in(dir, std::sync::Arc::new(clock)).await
+    }
+
+    async fn start_with_clock_in(
+        dir: TempDir,
+        clock: std::sync::Arc<dyn firstcome_engine::Clock>,
+    ) -> TestServer {
+        let server = Server::start_with_clock(config(dir.path()), clock)
             .await
             .expect("server starts");
         let base = format!("http://{}", server.addr);
