@@ -10,6 +10,50 @@ pub(crate) const STATS: u8 = b's';
 pub(crate) const EXPIRY: u8 = b'x';
 pub(crate) const IDEMPOTENCY: u8 = b'i';
 pub(crate) const IDEMPOTENCY_AGE: u8 = b'j';
+pub(crate) const CONTACT: u8 = b'e';
+pub(crate) const SUBSCRIBER: u8 = b'b';
+pub(crate) const SUBSCRIPTION: u8 = b'p';
+pub(crate) const MAIL_JOB: u8 = b'o';
+pub(crate) const MAIL_DUE: u8 = b'q';
+pub(crate) const MAIL_DEAD: u8 = b'd';
+pub(crate) const REMINDER: u8 = b'r';
+pub(crate) const ANNOUNCED: u8 = b'a';
+pub(crate) const FAN_OUT: u8 = b'f';
+
+/// `kind id`: the simple one-part keys.
+pub(crate) fn simple(kind: u8, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(kind);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// `kind a 0x00 b`: the two-part keys of subscriptions (store and user ids are printable,
+/// so the NUL separates them unambiguously and a prefix scan of `kind a 0x00` sees only `a`).
+pub(crate) fn pair(kind: u8, a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + a.len() + b.len());
+    k.push(kind);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+/// `q due_at(i64) job_id`: pending mail in the order it is due.
+pub(crate) fn mail_due(due_at: i64, job_id: &str) -> Vec<u8> {
+    let mut k = vec![MAIL_DUE];
+    k.extend_from_slice(&ordered_i64(due_at));
+    k.extend_from_slice(job_id.as_bytes());
+    k
+}
+
+/// `kind campaign at(i64) seq`: a campaign's coupons in time order (expiry, reminders).
+pub(crate) fn timed(kind: u8, campaign_id: &str, at: i64, seq: u64) -> Vec<u8> {
+    let mut k = simple(kind, campaign_id);
+    k.extend_from_slice(&ordered_i64(at));
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
 
 /// i64 to big-endian bytes that sort like the signed numbers.
 pub(crate) fn ordered_i64(v: i64) -> [u8; 8] {
@@ -34,18 +78,9 @@ pub(crate) fn stats_day(campaign_id: &str, day: i32) -> Vec<u8> {
     k
 }
 
-pub(crate) fn expiry_prefix(campaign_id: &str) -> Vec<u8> {
-    let mut k = vec![EXPIRY];
-    k.extend_from_slice(campaign_id.as_bytes());
-    k
-}
-
 /// `x campaign expires_at seq`: a campaign's coupons in expiry order.
 pub(crate) fn expiry(campaign_id: &str, expires_at: i64, seq: u64) -> Vec<u8> {
-    let mut k = expiry_prefix(campaign_id);
-    k.extend_from_slice(&ordered_i64(expires_at));
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+    timed(EXPIRY, campaign_id, expires_at, seq)
 }
 
 pub(crate) fn idempotency(key: &str) -> Vec<u8> {

@@ -26,6 +26,15 @@
 //! | `i` idempotency key | [`IdempotencyRecord`]: the response to replay |
 //! | `j` created_at(i64) idempotency key | empty: idempotency records by age, for pruning |
 //! | `m` name | metadata (the code key, the campaign ordinal counter) |
+//! | `e` user_id | [`ContactRecord`]: where the user's mail goes |
+//! | `b` store_id 0x00 user_id | empty: a store's subscribers |
+//! | `p` user_id 0x00 store_id | empty: a user's subscriptions (written with `b`) |
+//! | `o` job_id | [`MailJob`]: the outbox |
+//! | `q` due_at(i64) job_id | empty: the outbox in the order its jobs are due |
+//! | `d` job_id | [`MailJob`]: dead letters, given up on until an operator retries them |
+//! | `r` campaign_id remind_at(i64) seq(u64) | empty: coupons awaiting their expiry reminder |
+//! | `a` campaign_id | empty: the campaign's activation was announced to subscribers |
+//! | `f` campaign_id | [`FanOutRecord`]: an announcement still being expanded into mail jobs |
 
 mod committer;
 mod error;
@@ -36,7 +45,8 @@ mod store;
 pub use committer::{CommitStats, Committer, CommitterConfig, Completion};
 pub use error::StorageError;
 pub use records::{
-    CAMPAIGN_ID_LEN, CampaignRecord, CouponRecord, CouponStatus, DayStats, Discount, DiscountKind,
-    IdempotencyRecord, StatsRecord, Validity,
+    CAMPAIGN_ID_LEN, CampaignRecord, ContactRecord, CouponRecord, CouponStatus, DayStats,
+    Discount, DiscountKind, FanOutRecord, IdempotencyRecord, MailCampaign, MailCoupon, MailJob,
+    MailKind, StatsRecord, Validity,
 };
 pub use store::{HOLDER_CHUNK, Recovered, Store, StoreConfig, Writes};

@@ -118,6 +118,103 @@ pub struct IdempotencyRecord {
     pub created_at: i64,
 }
 
+/// Where a user's mail goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContactRecord {
+    pub email: String,
+    /// A language tag (`en`, `ko`, `ko-KR`); `None` means the default language.
+    pub locale: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Why a mail is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum MailKind {
+    /// A coupon was issued.
+    Confirmation,
+    /// An issued coupon expires soon.
+    Reminder,
+    /// A campaign of a store the user subscribes to became active.
+    NewCampaign,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Confirmation => "confirmation",
+            MailKind::Reminder => "reminder",
+            MailKind::NewCampaign => "new_campaign",
+        }
+    }
+}
+
+/// What a mail says about its campaign, copied when the job is written so that the mail
+/// describes the campaign as it was then.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailCampaign {
+    pub id: String,
+    pub name: String,
+    pub store_id: Option<String>,
+    pub discount: Option<Discount>,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+}
+
+impl MailCampaign {
+    pub fn of(c: &CampaignRecord) -> MailCampaign {
+        MailCampaign {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            store_id: c.store_id.clone(),
+            discount: c.discount.clone(),
+            starts_at: c.starts_at,
+            ends_at: c.ends_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailCoupon {
+    pub id: String,
+    pub code: String,
+    pub issued_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// One mail in the outbox (or, once given up on, in the dead letters). Its id is derived
+/// from its cause (`confirmation.<coupon id>`), so writing it twice leaves one job, and
+/// every attempt to send it carries the same Message-ID.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailJob {
+    pub id: String,
+    pub kind: MailKind,
+    pub user_id: String,
+    pub to: String,
+    pub locale: Option<String>,
+    pub campaign: MailCampaign,
+    pub coupon: Option<MailCoupon>,
+    /// When the job was written (or re-queued from the dead letters): the start of its
+    /// retry budget.
+    pub created_at: i64,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due; the key of its entry in the due index.
+    pub due_at: i64,
+    pub last_error: Option<String>,
+    /// Set when it was moved to the dead letters.
+    pub dead_at: Option<i64>,
+}
+
+/// A new-campaign announcement still being expanded into one mail per subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FanOutRecord {
+    pub campaign: MailCampaign,
+    pub store_id: String,
+    /// Subscribers up to and including this user id have their mail job.
+    pub after_user: Option<String>,
+    pub created_at: i64,
+}
+
 /// How long a coupon issued by a campaign stays valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Validity {

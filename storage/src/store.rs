@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 
 use crate::{
-    CampaignRecord, CouponRecord, IdempotencyRecord, StatsRecord, StorageError, keys, records,
+    CampaignRecord, ContactRecord, CouponRecord, FanOutRecord, IdempotencyRecord, MailJob,
+    StatsRecord, StorageError, keys, records,
 };
 
 /// How many coupons one holder chunk covers. When a campaign has issued a multiple of
@@ -157,6 +158,100 @@ impl Writes {
 
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {
         self.ops.push((keys::meta(name), Some(value.to_vec())));
+    }
+
+    pub fn put_contact(&mut self, user_id: &str, c: &ContactRecord) -> Result<(), StorageError> {
+        self.ops.push((
+            keys::simple(keys::CONTACT, user_id),
+            Some(records::encode(c)?),
+        ));
+        Ok(())
+    }
+
+    pub fn remove_contact(&mut self, user_id: &str) {
+        self.ops.push((keys::simple(keys::CONTACT, user_id), None));
+    }
+
+    /// Both directions of a subscription, always together.
+    pub fn put_subscription(&mut self, user_id: &str, store_id: &str) {
+        self.ops.push((
+            keys::pair(keys::SUBSCRIBER, store_id, user_id),
+            Some(Vec::new()),
+        ));
+        self.ops.push((
+            keys::pair(keys::SUBSCRIPTION, user_id, store_id),
+            Some(Vec::new()),
+        ));
+    }
+
+    pub fn remove_subscription(&mut self, user_id: &str, store_id: &str) {
+        self.ops
+            .push((keys::pair(keys::SUBSCRIBER, store_id, user_id), None));
+        self.ops
+            .push((keys::pair(keys::SUBSCRIPTION, user_id, store_id), None));
+    }
+
+    /// Queues a mail job (or replaces the job of the same id): the job and its entry in
+    /// the due index.
+    pub fn put_mail_job(&mut self, job: &MailJob) -> Result<(), StorageError> {
+        self.ops.push((
+            keys::simple(keys::MAIL_JOB, &job.id),
+            Some(records::encode(job)?),
+        ));
+        self.ops
+            .push((keys::mail_due(job.due_at, &job.id), Some(Vec::new())));
+        Ok(())
+    }
+
+    /// Takes a job out of the outbox (it was sent, or is moving): the job and the due
+    /// entry it was queued under.
+    pub fn remove_mail_job(&mut self, job_id: &str, due_at: i64) {
+        self.ops.push((keys::simple(keys::MAIL_JOB, job_id), None));
+        self.ops.push((keys::mail_due(due_at, job_id), None));
+    }
+
+    pub fn put_dead_letter(&mut self, job: &MailJob) -> Result<(), StorageError> {
+        self.ops.push((
+            keys::simple(keys::MAIL_DEAD, &job.id),
+            Some(records::encode(job)?),
+        ));
+        Ok(())
+    }
+
+    pub fn remove_dead_letter(&mut self, job_id: &str) {
+        self.ops.push((keys::simple(keys::MAIL_DEAD, job_id), None));
+    }
+
+    /// Enters coupon `seq` in the campaign's reminder index, due at `at`.
+    pub fn put_reminder(&mut self, campaign_id: &str, at: i64, seq: u64) {
+        self.ops.push((
+            keys::timed(keys::REMINDER, campaign_id, at, seq),
+            Some(Vec::new()),
+        ));
+    }
+
+    pub fn remove_reminder(&mut self, campaign_id: &str, at: i64, seq: u64) {
+        self.ops
+            .push((keys::timed(keys::REMINDER, campaign_id, at, seq), None));
+    }
+
+    /// Marks the campaign's activation as announced to its store's subscribers.
+    pub fn put_announced(&mut self, campaign_id: &str) {
+        self.ops
+            .push((keys::simple(keys::ANNOUNCED, campaign_id), Some(Vec::new())));
+    }
+
+    pub fn put_fan_out(&mut self, f: &FanOutRecord) -> Result<(), StorageError> {
+        self.ops.push((
+            keys::simple(keys::FAN_OUT, &f.campaign.id),
+            Some(records::encode(f)?),
+        ));
+        Ok(())
+    }
+
+    pub fn remove_fan_out(&mut self, campaign_id: &str) {
+        self.ops
+            .push((keys::simple(keys::FAN_OUT, campaign_id), None));
     }
 }
 
@@ -368,17 +463,39 @@ impl Store {
         now: i64,
         limit: usize,
     ) -> Result<Vec<(i64, u64)>, StorageError> {
-        let prefix = keys::expiry_prefix(campaign_id);
+        self.due_timed(keys::EXPIRY, campaign_id, after, now, limit)
+    }
+
+    /// [`Store::due_expiries`] for the reminder index.
+    pub fn due_reminders(
+        &self,
+        campaign_id: &str,
+        after: Option<(i64, u64)>,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>, StorageError> {
+        self.due_timed(keys::REMINDER, campaign_id, after, now, limit)
+    }
+
+    fn due_timed(
+        &self,
+        kind: u8,
+        campaign_id: &str,
+        after: Option<(i64, u64)>,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>, StorageError> {
+        let prefix = keys::simple(kind, campaign_id);
         let start = match after {
             Some((at, seq)) => {
-                let mut k = keys::expiry(campaign_id, at, seq);
+                let mut k = keys::timed(kind, campaign_id, at, seq);
                 k.push(0); // the smallest key after it
                 k
             }
             None => prefix.clone(),
         };
         // Everything up to and including `now`: the key after (now, u64::MAX).
-        let end = keys::expiry(campaign_id, now, u64::MAX);
+        let end = keys::timed(kind, campaign_id, now, u64::MAX);
         if start > end {
             return Ok(Vec::new());
         }
@@ -386,10 +503,15 @@ impl Store {
         for item in self.db.range(start..=end).take(limit) {
             let (k, _) = item?;
             let tail = &k[prefix.len()..];
+            if tail.len() != 16 {
+                return Err(corrupt("time index key", "length"));
+            }
             let (at, seq) = tail.split_at(8);
-            let at = keys::from_ordered_i64(at).ok_or_else(|| corrupt("expiry key", "short"))?;
-            let seq =
-                u64::from_be_bytes(seq.try_into().map_err(|_| corrupt("expiry key", "short"))?);
+            let at = keys::from_ordered_i64(at).ok_or_else(|| corrupt("time index key", "short"))?;
+            let seq = u64::from_be_bytes(
+                seq.try_into()
+                    .map_err(|_| corrupt("time index key", "short"))?,
+            );
             out.push((at, seq));
         }
         Ok(out)
@@ -418,6 +540,166 @@ impl Store {
             let key =
                 String::from_utf8(k[9..].to_vec()).map_err(|_| corrupt("age key", "utf-8"))?;
             out.push((at, key));
+        }
+        Ok(out)
+    }
+
+    pub fn contact(&self, user_id: &str) -> Result<Option<ContactRecord>, StorageError> {
+        self.db
+            .get(keys::simple(keys::CONTACT, user_id))?
+            .map(|v| records::decode("contact", &v))
+            .transpose()
+    }
+
+    pub fn is_subscribed(&self, user_id: &str, store_id: &str) -> Result<bool, StorageError> {
+        Ok(self
+            .db
+            .contains_key(keys::pair(keys::SUBSCRIPTION, user_id, store_id))?)
+    }
+
+    /// The stores a user subscribes to, in id order, after `after`.
+    pub fn subscriptions(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        self.pairs(keys::SUBSCRIPTION, user_id, after, limit)
+    }
+
+    /// A store's subscribers, in user id order, after `after`.
+    pub fn subscribers(
+        &self,
+        store_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        self.pairs(keys::SUBSCRIBER, store_id, after, limit)
+    }
+
+    fn pairs(
+        &self,
+        kind: u8,
+        first: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let prefix = keys::pair(kind, first, "");
+        let start = match after {
+            Some(a) => {
+                let mut k = keys::pair(kind, first, a);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(
+                String::from_utf8(k[prefix.len()..].to_vec())
+                    .map_err(|_| corrupt("subscription key", "utf-8"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn mail_job(&self, job_id: &str) -> Result<Option<MailJob>, StorageError> {
+        self.db
+            .get(keys::simple(keys::MAIL_JOB, job_id))?
+            .map(|v| records::decode("mail job", &v))
+            .transpose()
+    }
+
+    /// Up to `limit` (due_at, job id) of the outbox due at or before `now`, in due order,
+    /// skipping those `skip` names (already being sent).
+    pub fn due_mail(
+        &self,
+        now: i64,
+        limit: usize,
+        skip: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(i64, String)>, StorageError> {
+        let start = vec![keys::MAIL_DUE];
+        let mut end = vec![keys::MAIL_DUE];
+        end.extend_from_slice(&keys::ordered_i64(now.saturating_add(1)));
+        let mut out = Vec::new();
+        for item in self.db.range(start..end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            if k.len() < 9 {
+                return Err(corrupt("mail due key", "short"));
+            }
+            let at = keys::from_ordered_i64(&k[1..9]).ok_or_else(|| corrupt("mail due key", "short"))?;
+            let id = std::str::from_utf8(&k[9..]).map_err(|_| corrupt("mail due key", "utf-8"))?;
+            if !skip(id) {
+                out.push((at, id.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many mail jobs wait in the outbox (a full scan: for start-up and tests).
+    pub fn outbox_len(&self) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for item in self.db.scan_prefix([keys::MAIL_JOB]) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn dead_letter(&self, job_id: &str) -> Result<Option<MailJob>, StorageError> {
+        self.db
+            .get(keys::simple(keys::MAIL_DEAD, job_id))?
+            .map(|v| records::decode("dead letter", &v))
+            .transpose()
+    }
+
+    /// Dead letters in id order, after `after`.
+    pub fn dead_letters(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MailJob>, StorageError> {
+        let start = match after {
+            Some(a) => {
+                let mut k = keys::simple(keys::MAIL_DEAD, a);
+                k.push(0);
+                k
+            }
+            None => vec![keys::MAIL_DEAD],
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(start..vec![keys::MAIL_DEAD + 1]) {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = item?;
+            out.push(records::decode("dead letter", &v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn is_announced(&self, campaign_id: &str) -> Result<bool, StorageError> {
+        Ok(self
+            .db
+            .contains_key(keys::simple(keys::ANNOUNCED, campaign_id))?)
+    }
+
+    /// Announcements still being expanded, up to `limit`.
+    pub fn fan_outs(&self, limit: usize) -> Result<Vec<FanOutRecord>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::FAN_OUT]).take(limit) {
+            let (_, v) = item?;
+            out.push(records::decode("fan out", &v)?);
         }
         Ok(out)
     }
