@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use firstcome_engine::mail::{MailConfig, SmtpConfig, SmtpSecurity, TransportConfig};
 use serde::Deserialize;
 
 /// The settings of a running server, after merging.
@@ -24,6 +27,142 @@ pub struct Config {
     pub issuer_key: Option<String>,
     /// How long a shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// The `[mail]` table.
+    pub mail: MailSettings,
+}
+
+/// The `[mail]` table of the configuration file. Without an `[mail.smtp]` table, mail is
+/// written as .eml files under `<data_dir>/mail` (or `files_dir`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// `false` writes no mail jobs at all (contacts and subscriptions are still kept).
+    pub enabled: bool,
+    pub from: String,
+    pub message_id_domain: String,
+    pub workers: usize,
+    pub reminder_before_secs: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_delay_secs: u64,
+    pub max_age_secs: u64,
+    pub poll_interval_ms: u64,
+    pub templates_dir: Option<PathBuf>,
+    pub files_dir: Option<PathBuf>,
+    pub smtp: Option<SmtpSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub security: String,
+    pub username: Option<String>,
+    /// Better given as `FIRSTCOME_SMTP_PASSWORD` than written in the file.
+    pub password: Option<String>,
+    pub timeout_secs: u64,
+    pub pool_max: u32,
+    pub send_timeout_secs: u64,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        let d = MailConfig::files(PathBuf::new());
+        MailSettings {
+            enabled: true,
+            from: d.from,
+            message_id_domain: d.message_id_domain,
+            workers: d.workers,
+            reminder_before_secs: d.reminder_before.as_secs(),
+            retry_base_ms: d.retry_base.as_millis() as u64,
+            retry_max_delay_secs: d.retry_max_delay.as_secs(),
+            max_age_secs: d.max_age.as_secs(),
+            poll_interval_ms: d.poll_interval.as_millis() as u64,
+            templates_dir: None,
+            files_dir: None,
+            smtp: None,
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: "localhost".into(),
+            port: 587,
+            security: "starttls".into(),
+            username: None,
+            password: None,
+            timeout_secs: 10,
+            pool_max: 8,
+            send_timeout_secs: 30,
+        }
+    }
+}
+
+impl MailSettings {
+    /// The engine's mail configuration, or `None` when mail is off.
+    pub fn engine_config(&self, data_dir: &Path) -> Result<Option<MailConfig>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.workers == 0 || self.workers > 256 {
+            return bad("mail.workers must be between 1 and 256".into());
+        }
+        if self.retry_base_ms == 0 || self.poll_interval_ms == 0 {
+            return bad("mail.retry_base_ms and mail.poll_interval_ms must be positive".into());
+        }
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return bad(format!("mail.from {:?} is not a mailbox", self.from));
+        }
+        let transport = match &self.smtp {
+            None => TransportConfig::Files {
+                dir: self
+                    .files_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("mail")),
+            },
+            Some(s) => {
+                let security = match s.security.as_str() {
+                    "none" => SmtpSecurity::None,
+                    "starttls" => SmtpSecurity::StartTls,
+                    "tls" => SmtpSecurity::Tls,
+                    other => {
+                        return bad(format!(
+                            "mail.smtp.security must be none, starttls or tls, not {other:?}"
+                        ));
+                    }
+                };
+                if s.host.is_empty() || s.timeout_secs == 0 || s.send_timeout_secs == 0 {
+                    return bad("mail.smtp needs a host and positive timeouts".into());
+                }
+                TransportConfig::Smtp(SmtpConfig {
+                    host: s.host.clone(),
+                    port: s.port,
+                    security,
+                    username: s.username.clone(),
+                    password: s.password.clone(),
+                    timeout: Duration::from_secs(s.timeout_secs),
+                    pool_max: s.pool_max.max(1),
+                    send_timeout: Duration::from_secs(s.send_timeout_secs),
+                })
+            }
+        };
+        Ok(Some(MailConfig {
+            transport,
+            from: self.from.clone(),
+            message_id_domain: self.message_id_domain.clone(),
+            workers: self.workers,
+            retry_base: Duration::from_millis(self.retry_base_ms),
+            retry_max_delay: Duration::from_secs(self.retry_max_delay_secs),
+            max_age: Duration::from_secs(self.max_age_secs),
+            reminder_before: Duration::from_secs(self.reminder_before_secs),
+            templates_dir: self.templates_dir.clone(),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+        }))
+    }
 }
 
 impl Default for Config {
@@ -38,6 +177,7 @@ impl Default for Config {
             admin_key: None,
             issuer_key: None,
             shutdown_timeout_secs: 30,
+            mail: MailSettings::default(),
         }
     }
 }
@@ -56,6 +196,7 @@ pub struct FileConfig {
     pub admin_key: Option<String>,
     pub issuer_key: Option<String>,
     pub shutdown_timeout_secs: Option<u64>,
+    pub mail: Option<MailSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +257,7 @@ impl Config {
                 .shutdown_timeout_secs
                 .or(file.shutdown_timeout_secs)
                 .unwrap_or(d.shutdown_timeout_secs),
+            mail: overrides.mail.or(file.mail).unwrap_or(d.mail),
         };
         c.validate()?;
         Ok(c)
@@ -144,6 +286,7 @@ impl Config {
                 }
             }
         }
+        self.mail.engine_config(&self.data_dir)?;
         if let (Some(a), Some(i)) = (&self.admin_key, &self.issuer_key) {
             if a == i {
                 return bad("admin_key and issuer_key must differ");

@@ -5,6 +5,7 @@ use firstcome_engine::{
     CampaignPatch, CampaignStats, CampaignView, Coupon, CouponStatus, CouponValidity, DayStats,
     Discount, DiscountKind, NewCampaign,
 };
+use firstcome_engine::mail::{Contact, ContactRecord, MailJob};
 use firstcome_storage::Validity;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -188,6 +189,120 @@ impl From<Coupon> for CouponJson {
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     pub user_id: String,
+    /// Sets the user's contact (with `locale`) in the same batch as the decision.
+    pub email: Option<String>,
+    pub locale: Option<String>,
+}
+
+impl IssueRequest {
+    pub fn contact(&self) -> Result<Option<Contact>, ApiError> {
+        match (&self.email, &self.locale) {
+            (Some(e), l) => Ok(Some(Contact::new(e, l.as_deref())?)),
+            (None, Some(_)) => Err(ApiError::InvalidRequest(
+                "locale is given with email".into(),
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// `store_id` as campaigns take it: 1 to 128 printable ASCII characters.
+pub fn validate_store_id(store_id: &str) -> Result<(), ApiError> {
+    if store_id.is_empty()
+        || store_id.len() > 128
+        || !store_id.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(ApiError::InvalidRequest(
+            "store_id must be 1 to 128 printable ASCII characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    pub email: String,
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContactJson {
+    pub user_id: String,
+    pub email: String,
+    pub locale: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+impl ContactJson {
+    pub fn new(user_id: String, c: ContactRecord) -> ContactJson {
+        ContactJson {
+            user_id,
+            email: c.email,
+            locale: c.locale,
+            updated_at: Timestamp::from_microsecond(c.updated_at).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionRequest {
+    pub user_id: String,
+    pub store_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubscriptionJson {
+    pub user_id: String,
+    pub store_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubscriptionPage {
+    pub subscriptions: Vec<SubscriptionJson>,
+    pub next_cursor: Option<String>,
+}
+
+/// A mail job (queued or dead), as operators see it.
+#[derive(Debug, Serialize)]
+pub struct MailJobJson {
+    pub id: String,
+    pub kind: &'static str,
+    pub user_id: String,
+    pub to: String,
+    pub campaign_id: String,
+    pub coupon_id: Option<String>,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    pub due_at: Timestamp,
+    pub last_error: Option<String>,
+    pub dead_at: Option<Timestamp>,
+}
+
+impl From<MailJob> for MailJobJson {
+    fn from(j: MailJob) -> Self {
+        let t = |us: i64| Timestamp::from_microsecond(us).unwrap_or_default();
+        MailJobJson {
+            kind: j.kind.as_str(),
+            user_id: j.user_id,
+            to: j.to,
+            campaign_id: j.campaign.id,
+            coupon_id: j.coupon.map(|c| c.id),
+            attempts: j.attempts,
+            created_at: t(j.created_at),
+            due_at: t(j.due_at),
+            last_error: j.last_error,
+            dead_at: j.dead_at.map(t),
+            id: j.id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeadLetterPage {
+    pub dead_letters: Vec<MailJobJson>,
+    pub next_cursor: Option<String>,
 }
 
 /// Body of redeem and cancel-redemption.

@@ -26,6 +26,14 @@ pub enum ApiError {
     CampaignNotFound,
     #[error("coupon not found")]
     CouponNotFound,
+    #[error("the user has no contact")]
+    ContactNotFound,
+    #[error("no such subscription")]
+    SubscriptionNotFound,
+    #[error("no such dead letter")]
+    DeadLetterNotFound,
+    #[error("mail is not enabled on this server")]
+    MailDisabled,
     #[error("the user already holds the most coupons of this campaign allowed per user")]
     AlreadyIssued { coupon_ids: Vec<String> },
     #[error("the campaign has no coupons left")]
@@ -69,9 +77,13 @@ impl ApiError {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::NotOwner => StatusCode::FORBIDDEN,
-            ApiError::RouteNotFound | ApiError::CampaignNotFound | ApiError::CouponNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::RouteNotFound
+            | ApiError::CampaignNotFound
+            | ApiError::CouponNotFound
+            | ApiError::ContactNotFound
+            | ApiError::SubscriptionNotFound
+            | ApiError::DeadLetterNotFound => StatusCode::NOT_FOUND,
+            ApiError::MailDisabled => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AlreadyIssued { .. }
             | ApiError::SoldOut
@@ -99,6 +111,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::CampaignNotFound => "campaign_not_found",
             ApiError::CouponNotFound => "coupon_not_found",
+            ApiError::ContactNotFound => "contact_not_found",
+            ApiError::SubscriptionNotFound => "subscription_not_found",
+            ApiError::DeadLetterNotFound => "dead_letter_not_found",
+            ApiError::MailDisabled => "mail_disabled",
             ApiError::AlreadyIssued { .. } => "already_issued",
             ApiError::SoldOut => "sold_out",
             ApiError::NotActive(_) => "not_active",
@@ -163,7 +179,13 @@ impl From<EngineError> for ApiError {
             EngineError::CampaignNotFound => ApiError::CampaignNotFound,
             EngineError::CouponNotFound => ApiError::CouponNotFound,
             EngineError::CampaignHasCoupons => ApiError::CampaignHasCoupons,
-            EngineError::InvalidCampaign(m) => ApiError::InvalidRequest(m),
+            EngineError::InvalidCampaign(m) | EngineError::InvalidInput(m) => {
+                ApiError::InvalidRequest(m)
+            }
+            EngineError::ContactNotFound => ApiError::ContactNotFound,
+            EngineError::SubscriptionNotFound => ApiError::SubscriptionNotFound,
+            EngineError::DeadLetterNotFound => ApiError::DeadLetterNotFound,
+            EngineError::MailDisabled => ApiError::MailDisabled,
             EngineError::Unavailable(what) => {
                 tracing::warn!(%what, "unavailable");
                 ApiError::Unavailable
@@ -175,7 +197,9 @@ impl From<EngineError> for ApiError {
             // I/O failure (the store is now fail-stop), a corrupt record: an operator
             // has to act, so no Retry-After invitation.
             e @ EngineError::Storage(_) => ApiError::Internal(e.to_string()),
-            e @ EngineError::Actor(_) => ApiError::Internal(e.to_string()),
+            e @ (EngineError::Actor(_) | EngineError::Mail(_)) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ pub struct AppState {
 
 /// The whole HTTP API. A function, so that tests can build it and call it directly.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    use routes::{campaigns, coupons, ops};
+    use routes::{campaigns, coupons, mail, ops};
     Router::new()
         .route(
             "/v1/campaigns",
@@ -65,6 +65,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(coupons::cancel_redemption),
         )
         .route("/v1/users/{user_id}/coupons", get(coupons::of_user))
+        .route(
+            "/v1/users/{user_id}/contact",
+            get(mail::get_contact)
+                .put(mail::put_contact)
+                .delete(mail::delete_contact),
+        )
+        .route("/v1/users/{user_id}/subscriptions", get(mail::subscriptions))
+        .route("/v1/subscriptions", post(mail::subscribe))
+        .route(
+            "/v1/subscriptions/{user_id}/{store_id}",
+            axum::routing::delete(mail::unsubscribe),
+        )
+        .route("/v1/mail/dead", get(mail::dead_letters))
+        .route("/v1/mail/dead/{id}/retry", post(mail::retry_dead_letter))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -152,6 +166,7 @@ impl Server {
                     max_batch: config.max_commit_batch,
                     durable: true,
                 },
+                mail: config.mail.engine_config(&config.data_dir)?,
             },
         )
         .await?;

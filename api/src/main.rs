@@ -56,6 +56,13 @@ struct ServeArgs {
     /// Seconds a shutdown waits for in-flight requests. [default: 30]
     #[arg(long, env = "FIRSTCOME_SHUTDOWN_TIMEOUT_SECS")]
     shutdown_timeout_secs: Option<u64>,
+    /// Turn mail on or off (the `[mail]` table of the config file says how to send it).
+    /// [default: true]
+    #[arg(long, env = "FIRSTCOME_MAIL_ENABLED")]
+    mail_enabled: Option<bool>,
+    /// The SMTP password, kept out of the config file.
+    #[arg(long, env = "FIRSTCOME_SMTP_PASSWORD", hide_env_values = true)]
+    smtp_password: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +107,18 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         admin_key: args.admin_key,
         issuer_key: args.issuer_key,
         shutdown_timeout_secs: args.shutdown_timeout_secs,
+        mail: None,
+    };
+    let mut mail = file.mail.clone().unwrap_or_default();
+    if let Some(on) = args.mail_enabled {
+        mail.enabled = on;
+    }
+    if let (Some(p), Some(smtp)) = (args.smtp_password, mail.smtp.as_mut()) {
+        smtp.password = Some(p);
+    }
+    let overrides = FileConfig {
+        mail: Some(mail),
+        ..overrides
     };
     let config = Config::merge(file, overrides)?;
     let server = Server::start(config).await?;

@@ -768,6 +768,7 @@ fn main() {
                     durable: false,
                     ..CommitterConfig::default()
                 },
+                mail: None,
             },
         ))
         .expect("starting the engine without fsync");

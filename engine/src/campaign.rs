@@ -23,6 +23,7 @@ use firstcome_storage::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::EngineError;
+use crate::mail::{self, Contact};
 use crate::engine::{KeyClaim, Shared};
 use crate::ids::coupon_id;
 use crate::ledger::{Decision, Ledger};
@@ -45,6 +46,8 @@ const EXPIRY_BACKLOG_PAUSE: Duration = Duration::from_millis(5);
 pub enum CampaignMsg {
     Issue {
         user_id: String,
+        /// Sets the user's contact (in the same batch as the decision) before deciding.
+        contact: Option<Contact>,
         idempotency: Option<IdempotencyKey<IssueOutcome>>,
         reply: Reply<Idempotent<IssueOutcome>>,
     },
@@ -101,6 +104,11 @@ pub struct CampaignState {
     /// Where the next expiry round continues, while a backlog is being worked off: the
     /// entries before it were handled, and their removal may not be applied yet.
     expiry_cursor: Option<(i64, u64)>,
+    /// Like `expiry_cursor`, for the reminder index.
+    reminder_cursor: Option<(i64, u64)>,
+    /// The campaign's activation was announced to its store's subscribers (or it has no
+    /// store, or mail is off).
+    announced: bool,
     next_change: u64,
     /// Set by a successful delete: everything after it hears "not found".
     deleted: bool,
@@ -114,6 +122,10 @@ struct Effects {
     keys: Vec<String>,
     /// UTC days whose counts this decision changed (the totals are written with them).
     days: Vec<i32>,
+    /// Mail jobs written (the dispatcher is woken once they are durable).
+    mail_jobs: i64,
+    /// Wake the dispatcher even without jobs (an announcement to expand).
+    wake_mail: bool,
 }
 
 impl CampaignActor {
@@ -147,6 +159,12 @@ impl CampaignActor {
         let claimed = effects.keys;
         // Only keyed requests need the shared state in their completion.
         let shared = (!claimed.is_empty()).then(|| self.shared.clone());
+        let mail_jobs = effects.mail_jobs;
+        let mail = self
+            .shared
+            .mail
+            .clone()
+            .filter(|_| mail_jobs > 0 || effects.wake_mail);
         self.shared.committer.submit(
             effects.writes,
             Box::new(move |committed| {
@@ -157,6 +175,9 @@ impl CampaignActor {
                 }
                 let answer = match committed {
                     Ok(()) => {
+                        if let Some(mail) = mail {
+                            mail.committed(mail_jobs);
+                        }
                         if tracked {
                             let _ = me.cast(CampaignMsg::Settled { change });
                         }
@@ -341,8 +362,19 @@ impl CampaignActor {
         state: &mut CampaignState,
         effects: &mut Effects,
         user_id: String,
+        contact: Option<Contact>,
     ) -> Result<Result<IssueOutcome, EngineError>, ActorProcessingErr> {
         let now = self.shared.clock.now();
+        // The contact is set whatever the outcome: the user asked for it.
+        let contact = match (&self.shared.mail, contact) {
+            (_, Some(c)) => {
+                let record = c.record(now.as_microsecond());
+                effects.writes.put_contact(&user_id, &record)?;
+                Some(record)
+            }
+            (Some(_), None) => None, // looked up only if a coupon is issued
+            (None, None) => None,
+        };
         if let Err(reason) = model::window(&state.record, now) {
             return Ok(Ok(IssueOutcome::NotActive(reason)));
         }
@@ -377,6 +409,26 @@ impl CampaignActor {
             effects
                 .writes
                 .put_holder_chunk(&rec.id, chunk.chunk, &chunk.users)?;
+        }
+        if let Some(m) = &self.shared.mail {
+            // The confirmation goes in the same batch as the coupon: durable together.
+            let contact = match contact {
+                Some(c) => Some(c),
+                None => self.shared.store.contact(&coupon.user_id)?,
+            };
+            if let Some(contact) = contact {
+                let job = mail::confirmation_job(rec, &coupon, &contact, issued_at);
+                effects.writes.put_mail_job(&job)?;
+                effects.mail_jobs += 1;
+            }
+            // A coupon issued already inside its reminder window gets no reminder: its
+            // confirmation says when it expires.
+            if let Some(at) = coupon.expires_at {
+                let remind_at = at.saturating_sub(m.reminder_before);
+                if remind_at > issued_at {
+                    effects.writes.put_reminder(&rec.id, remind_at, seq);
+                }
+            }
         }
         let day = day_of(issued_at);
         state.stats.per_day.entry(day).or_default().issued += 1;
@@ -436,6 +488,70 @@ impl CampaignActor {
             }
         }
         Ok(more)
+    }
+
+    /// Queues the reminders that have come due (up to `EXPIRY_ROUND`), each with the
+    /// removal of its index entry, so each coupon is reminded once. Coupons no longer
+    /// issued (redeemed, expired) and users without a contact get none. Returns whether
+    /// more may be due.
+    fn remind_due(
+        &self,
+        state: &mut CampaignState,
+        effects: &mut Effects,
+    ) -> Result<bool, ActorProcessingErr> {
+        if self.shared.mail.is_none() {
+            return Ok(false);
+        }
+        let now = self.shared.clock.now();
+        let now_us = now.as_microsecond();
+        let id = state.record.id.clone();
+        let due =
+            self.shared
+                .store
+                .due_reminders(&id, state.reminder_cursor, now_us, EXPIRY_ROUND)?;
+        let more = due.len() == EXPIRY_ROUND;
+        state.reminder_cursor = if more { due.last().copied() } else { None };
+        for (at, seq) in due {
+            effects.writes.remove_reminder(&id, at, seq);
+            let Some(coupon) = self.coupon(state, seq)? else {
+                continue;
+            };
+            if model::effective_status(&coupon, now) != Effective::Issued {
+                continue;
+            }
+            if let Some(contact) = self.shared.store.contact(&coupon.user_id)? {
+                let job = mail::reminder_job(&state.record, &coupon, &contact, now_us);
+                effects.writes.put_mail_job(&job)?;
+                effects.mail_jobs += 1;
+            }
+        }
+        Ok(more)
+    }
+
+    /// Once the campaign is active for the first time, queues its announcement to the
+    /// subscribers of its store (the dispatcher expands it into one job per subscriber),
+    /// with the mark that it was announced, in one batch.
+    fn announce(&self, state: &mut CampaignState, effects: &mut Effects) -> Result<(), ActorProcessingErr> {
+        if state.announced {
+            return Ok(());
+        }
+        let Some(store_id) = state.record.store_id.clone() else {
+            return Ok(());
+        };
+        let now = self.shared.clock.now();
+        if model::window(&state.record, now).is_err() || state.ledger.issued() >= state.record.total_stock {
+            return Ok(());
+        }
+        effects.writes.put_announced(&state.record.id);
+        effects.writes.put_fan_out(&firstcome_storage::FanOutRecord {
+            campaign: firstcome_storage::MailCampaign::of(&state.record),
+            store_id,
+            after_user: None,
+            created_at: now.as_microsecond(),
+        })?;
+        effects.wake_mail = true;
+        state.announced = true;
+        Ok(())
     }
 
     fn use_coupon(
@@ -590,6 +706,9 @@ impl Actor for CampaignActor {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "campaign recovered"
         );
+        // Mail off: nothing to announce. Otherwise ask the store (a campaign announced
+        // before a restart stays announced).
+        let announced = self.shared.mail.is_none() || self.shared.store.is_announced(&record.id)?;
         // Chunks that filled up but whose write was lost in a crash.
         let chunks = ledger.take_full_chunks();
         if !chunks.is_empty() {
@@ -613,6 +732,8 @@ impl Actor for CampaignActor {
             unsettled: HashMap::new(),
             settle_order: VecDeque::new(),
             expiry_cursor: None,
+            reminder_cursor: None,
+            announced,
             next_change: 0,
             deleted: false,
         })
@@ -621,10 +742,14 @@ impl Actor for CampaignActor {
     async fn post_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        _state: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // The timer task ends by itself when the actor stops (sending fails).
         myself.send_interval(EXPIRY_TICK, || CampaignMsg::ExpireDue);
+        // A campaign created active is announced now, not a tick later.
+        if !state.announced {
+            let _ = myself.cast(CampaignMsg::ExpireDue);
+        }
         Ok(())
     }
 
@@ -654,6 +779,7 @@ impl Actor for CampaignActor {
         match message {
             CampaignMsg::Issue {
                 user_id,
+                contact,
                 idempotency,
                 reply,
             } => self.idempotent(
@@ -661,7 +787,7 @@ impl Actor for CampaignActor {
                 state,
                 idempotency,
                 reply,
-                |this, state, effects| this.issue(state, effects, user_id),
+                |this, state, effects| this.issue(state, effects, user_id, contact),
             )?,
             CampaignMsg::UseCoupon {
                 request,
@@ -711,7 +837,11 @@ impl Actor for CampaignActor {
             }
             CampaignMsg::ExpireDue => {
                 let mut effects = Effects::default();
-                let more = self.expire_due(state, &mut effects)?;
+                self.announce(state, &mut effects)?;
+                // Reminders before expiry: a reminder due at the same instant as the
+                // expiry still finds the coupon issued.
+                let more_reminders = self.remind_due(state, &mut effects)?;
+                let more = self.expire_due(state, &mut effects)? || more_reminders;
                 if !effects.writes.is_empty() {
                     self.commit_and_reply::<()>(&myself, state, effects, None, Ok(()))?;
                 }

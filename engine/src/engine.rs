@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     /// key at the same instant. A std Mutex: held for a map operation and at most one
     /// sled read, never across an await.
     pub(crate) keys_in_flight: Mutex<HashMap<String, KeyClaim>>,
+    /// `None` when mail is off: then no decision writes mail jobs.
+    pub(crate) mail: Option<Arc<crate::mail::MailShared>>,
 }
 
 /// A key an actor is deciding or has decided, until its record is in the store.
@@ -79,6 +81,8 @@ pub(crate) async fn commit(committer: &Committer, writes: Writes) -> Result<(), 
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
     pub committer: CommitterConfig,
+    /// `None` turns mail off: no jobs are written and no mailer runs.
+    pub mail: Option<crate::mail::MailConfig>,
 }
 
 /// Removes idempotency records older than their time to live; returns how many.
@@ -120,8 +124,9 @@ fn fresh<T>(answer: Idempotent<T>) -> Result<T, EngineError> {
 /// A running engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     supervisor: ActorRef<SupervisorMsg>,
+    pub(crate) mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl Engine {
@@ -155,6 +160,7 @@ impl Engine {
             codes: CouponCodes::from_key(key),
             directory: RwLock::new(HashMap::new()),
             keys_in_flight: Mutex::new(HashMap::new()),
+            mail: config.mail.as_ref().map(crate::mail::Mailer::prepare),
         });
         let started = Instant::now();
         let count = records.len();
@@ -175,7 +181,24 @@ impl Engine {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "engine recovered"
         );
-        Ok(Engine { shared, supervisor })
+        let mailer = match (config.mail, &shared.mail) {
+            (Some(cfg), Some(mail)) => {
+                match crate::mail::Mailer::start(shared.clone(), mail.clone(), cfg).await {
+                    Ok(m) => Some(Arc::new(m)),
+                    Err(e) => {
+                        supervisor.stop(None);
+                        shared.committer.shutdown();
+                        return Err(e);
+                    }
+                }
+            }
+            _ => None,
+        };
+        Ok(Engine {
+            shared,
+            supervisor,
+            mailer,
+        })
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -278,11 +301,25 @@ impl Engine {
         user_id: &str,
         idempotency: Option<IdempotencyKey<IssueOutcome>>,
     ) -> Result<Idempotent<IssueOutcome>, EngineError> {
+        self.issue_with_contact(campaign_id, user_id, None, idempotency)
+            .await
+    }
+
+    /// [`Engine::issue_idempotent`] that also sets the user's contact, in the same
+    /// atomic batch as the decision (so the confirmation goes to this address).
+    pub async fn issue_with_contact(
+        &self,
+        campaign_id: &str,
+        user_id: &str,
+        contact: Option<crate::mail::Contact>,
+        idempotency: Option<IdempotencyKey<IssueOutcome>>,
+    ) -> Result<Idempotent<IssueOutcome>, EngineError> {
         let started = Instant::now();
         let user_id = user_id.to_string();
         let result = self
             .call(campaign_id, |reply| CampaignMsg::Issue {
                 user_id,
+                contact,
                 idempotency,
                 reply,
             })
@@ -449,6 +486,11 @@ impl Engine {
     /// flushes everything queued and stops the committer. Call it after the API has
     /// stopped taking requests.
     pub async fn shutdown(&self, timeout: Duration) {
+        // The mailer first: a send in progress is abandoned (its job stays in the
+        // outbox and goes out again after the restart, with the same Message-ID).
+        if let Some(m) = &self.mailer {
+            m.stop();
+        }
         self.supervisor
             .get_cell()
             .drain_children_and_wait(Some(timeout))
@@ -582,6 +624,7 @@ mod tests {
             actor
                 .send_message(CampaignMsg::Issue {
                     user_id: user_id.clone(),
+                    contact: None,
                     idempotency: None,
                     reply: tx.into(),
                 })

@@ -14,10 +14,24 @@ pub enum EngineError {
     /// A campaign specification broke a rule; the message says which, for the client.
     #[error("{0}")]
     InvalidCampaign(String),
+    /// A request field broke a rule (an e-mail address, a locale); the message says which.
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("the user has no contact")]
+    ContactNotFound,
+    #[error("no such subscription")]
+    SubscriptionNotFound,
+    #[error("no such dead letter")]
+    DeadLetterNotFound,
+    /// The request needs the mailer, and mail is off in this server's configuration.
+    #[error("mail is not enabled")]
+    MailDisabled,
     /// The campaign's actor is not running (it failed and could not be restarted, or
     /// the engine is shutting down). Retrying later may succeed.
     #[error("campaign {0} is unavailable")]
     Unavailable(String),
+    #[error("mail: {0}")]
+    Mail(#[from] crate::mail::MailError),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
     #[error("actor system: {0}")]

@@ -18,6 +18,7 @@ mod engine;
 mod error;
 mod ids;
 mod ledger;
+pub mod mail;
 mod model;
 mod supervisor;
 

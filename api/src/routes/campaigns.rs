@@ -66,8 +66,18 @@ pub async fn issue(
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     validate_user_id(&req.user_id)?;
+    let contact = req.contact()?;
     let key = idempotency::key(&headers)?;
-    let fingerprint = idempotency::fingerprint(&["issue", &id, &req.user_id]);
+    // The contact is part of what the key stands for: a retry with another address is
+    // another request. (Without one, the parts are what they were before contacts
+    // existed, so keys stored by an older build still match their retries.)
+    let fingerprint = match &contact {
+        Some(c) => {
+            let locale = c.locale.as_deref().unwrap_or("");
+            idempotency::fingerprint(&["issue", &id, &req.user_id, "contact", &c.email, locale])
+        }
+        None => idempotency::fingerprint(&["issue", &id, &req.user_id]),
+    };
     let idem = idempotency::with_key(key, fingerprint, idempotency::render_issue);
     // Admission control: the permit bounds how many issue requests (and so how many
     // actor messages and pending commits) exist at once. Without it, an overload would
@@ -87,7 +97,9 @@ pub async fn issue(
     let engine = state.engine.clone();
     let answer = tokio::spawn(async move {
         let _permit = permit;
-        engine.issue_idempotent(&id, &req.user_id, idem).await
+        engine
+            .issue_with_contact(&id, &req.user_id, contact, idem)
+            .await
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;

@@ -2,4 +2,5 @@
 
 pub mod campaigns;
 pub mod coupons;
+pub mod mail;
 pub mod ops;

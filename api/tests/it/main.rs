@@ -10,3 +10,4 @@ mod issuance;
 mod lifecycle;
 mod management;
 mod restart;
+mod smtp;

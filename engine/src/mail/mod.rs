@@ -1,0 +1,333 @@
+//! The mailer: mail jobs from the outbox to an SMTP server (or .eml files).
+//!
+//! Campaign actors never send mail. A decision that causes mail (an issued coupon, a
+//! reminder coming due, a campaign becoming active) writes a [`MailJob`] into the outbox
+//! in the same atomic batch as the decision itself, so a durable coupon always has its
+//! mail queued and a coupon that never became durable never does.
+//!
+//! The [`MailDispatcher`](dispatcher::MailDispatcher) actor reads due jobs from the
+//! outbox and hands them to a ractor factory of [`MailWorker`](worker::MailWorker)s,
+//! which render them with [`Templates`](templates::Templates) and send them with
+//! lettre. Results come back to the dispatcher, which records them durably: sent jobs
+//! leave the outbox, transient failures are rescheduled with exponential backoff and
+//! full jitter, permanent failures and jobs past their maximum age go to the dead
+//! letters. Delivery is at least once: a crash between the server's acceptance and the
+//! durable "sent" mark sends the job again, with the same Message-ID.
+
+pub(crate) mod dispatcher;
+mod requests;
+pub mod templates;
+pub(crate) mod transport;
+pub(crate) mod worker;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub use firstcome_storage::ContactRecord;
+use firstcome_storage::{
+    CampaignRecord, CouponRecord, FanOutRecord, MailCampaign, MailCoupon,
+};
+pub use firstcome_storage::{MailJob, MailKind};
+pub use requests::{Contact, Page};
+use ractor::{Actor, ActorRef};
+
+use crate::engine::Shared;
+use dispatcher::{DispatcherMsg, MailDispatcher};
+use worker::MailContext;
+
+/// Errors of the mailer.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// A template failed to load or render (a bug in an override): retrying cannot help.
+    #[error("template {name}: {detail}")]
+    Template { name: String, detail: String },
+    /// The message could not be built (a bad address in the configuration or a job).
+    #[error("building the message: {0}")]
+    Message(String),
+    /// The transport failed; `permanent` when the server refused for good (5xx).
+    #[error("sending: {detail}")]
+    Send { permanent: bool, detail: String },
+    #[error("mail configuration: {0}")]
+    Config(String),
+}
+
+impl MailError {
+    /// Whether retrying later could succeed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            MailError::Send { permanent, .. } => *permanent,
+            MailError::Template { .. } | MailError::Message(_) | MailError::Config(_) => true,
+        }
+    }
+}
+
+/// How mail leaves the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportConfig {
+    /// Each mail is written as an .eml file into this directory (lettre's file transport).
+    Files { dir: PathBuf },
+    Smtp(SmtpConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain SMTP (a relay on localhost, tests).
+    None,
+    /// Plain connection upgraded with STARTTLS (required).
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Connect and per-command timeout.
+    pub timeout: Duration,
+    /// Most pooled connections.
+    pub pool_max: u32,
+    /// The deadline of one whole send, waiting for a connection included. lettre 0.11's
+    /// async pool has no wait of its own to bound (it opens a new connection when none
+    /// is idle), so this is where "never wait forever" is enforced.
+    pub send_timeout: Duration,
+}
+
+/// Everything the mailer needs to know.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub transport: TransportConfig,
+    /// The From of every mail, `Name <address>` or `address`.
+    pub from: String,
+    /// The right-hand side of Message-IDs.
+    pub message_id_domain: String,
+    /// Mail worker actors (concurrent sends).
+    pub workers: usize,
+    /// The first retry waits up to this long; each further one up to twice as long.
+    pub retry_base: Duration,
+    /// No retry waits longer than this.
+    pub retry_max_delay: Duration,
+    /// A job still failing this long after it was queued goes to the dead letters.
+    pub max_age: Duration,
+    /// How long before a coupon expires its holder is reminded.
+    pub reminder_before: Duration,
+    /// A directory whose template files override the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    /// How often the dispatcher looks for due jobs besides being woken by new ones (it
+    /// is how retries come due).
+    pub poll_interval: Duration,
+}
+
+impl MailConfig {
+    /// Mail as .eml files under `dir`, with the defaults of everything else.
+    pub fn files(dir: PathBuf) -> MailConfig {
+        MailConfig {
+            transport: TransportConfig::Files { dir },
+            from: "firstcome <coupons@firstcome.invalid>".into(),
+            message_id_domain: "firstcome.invalid".into(),
+            workers: 4,
+            retry_base: Duration::from_secs(1),
+            retry_max_delay: Duration::from_secs(300),
+            max_age: Duration::from_secs(24 * 3600),
+            reminder_before: Duration::from_secs(24 * 3600),
+            templates_dir: None,
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What the engine's actors share about mail.
+pub(crate) struct MailShared {
+    /// How long before expiry a coupon's reminder is due, in microseconds.
+    pub(crate) reminder_before: i64,
+    /// Set when a wake-up is on its way to the dispatcher, so a burst of commits sends
+    /// one message, not thousands.
+    wake_pending: AtomicBool,
+    dispatcher: OnceLock<ActorRef<DispatcherMsg>>,
+    /// Jobs in the outbox (counted at start, then kept up to date by the commits).
+    pub(crate) depth: AtomicI64,
+}
+
+impl MailShared {
+    /// Called once a commit that wrote `jobs` mail jobs (or an announcement) is durable.
+    pub(crate) fn committed(&self, jobs: i64) {
+        self.depth.fetch_add(jobs, Ordering::Relaxed);
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            if let Some(d) = self.dispatcher.get() {
+                let _ = d.cast(DispatcherMsg::Wake);
+            }
+        }
+    }
+}
+
+/// A running mailer.
+pub(crate) struct Mailer {
+    pub(crate) shared: Arc<MailShared>,
+    dispatcher: ActorRef<DispatcherMsg>,
+    /// Serialises dead-letter retries (see `Engine::retry_dead_letter`).
+    pub(crate) retry_lock: tokio::sync::Mutex<()>,
+}
+
+impl Mailer {
+    /// The part the campaign actors need, before the dispatcher runs (it needs `Shared`).
+    pub(crate) fn prepare(config: &MailConfig) -> Arc<MailShared> {
+        Arc::new(MailShared {
+            reminder_before: config.reminder_before.as_micros() as i64,
+            wake_pending: AtomicBool::new(false),
+            dispatcher: OnceLock::new(),
+            depth: AtomicI64::new(0),
+        })
+    }
+
+    pub(crate) async fn start(
+        engine: Arc<Shared>,
+        mail: Arc<MailShared>,
+        config: MailConfig,
+    ) -> Result<Mailer, crate::EngineError> {
+        let from = config
+            .from
+            .parse()
+            .map_err(|e| MailError::Config(format!("from address {:?}: {e}", config.from)))?;
+        let context = Arc::new(MailContext {
+            transport: transport::MailTransport::new(&config.transport)?,
+            templates: templates::Templates::load(config.templates_dir.as_deref())?,
+            from,
+            message_id_domain: config.message_id_domain.clone(),
+        });
+        let (dispatcher, _) = Actor::spawn(
+            None,
+            MailDispatcher {
+                shared: engine,
+                mail: mail.clone(),
+                config,
+                context,
+            },
+            (),
+        )
+        .await
+        .map_err(|e| crate::EngineError::Actor(e.to_string()))?;
+        let _ = mail.dispatcher.set(dispatcher.clone());
+        Ok(Mailer {
+            shared: mail,
+            dispatcher,
+            retry_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn stop(&self) {
+        self.dispatcher.stop(None);
+    }
+}
+
+/// The Message-ID of a job: the same for every attempt, derived from the job's cause.
+/// Job ids made of safe characters are used as they are (`confirmation.<coupon id>`);
+/// others (a user id in a new-campaign job may hold anything printable) are hashed.
+pub fn message_id(job_id: &str, domain: &str) -> String {
+    let safe = job_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if safe {
+        format!("<{job_id}@{domain}>")
+    } else {
+        use std::hash::Hasher;
+        let mut h = siphasher::sip::SipHasher13::new();
+        h.write(job_id.as_bytes());
+        let (kind, _) = job_id.split_once('.').unwrap_or(("mail", ""));
+        format!("<{kind}.{:016x}@{domain}>", h.finish())
+    }
+}
+
+fn job(
+    id: String,
+    kind: MailKind,
+    user_id: &str,
+    contact: &ContactRecord,
+    campaign: MailCampaign,
+    coupon: Option<MailCoupon>,
+    now: i64,
+) -> MailJob {
+    MailJob {
+        id,
+        kind,
+        user_id: user_id.to_string(),
+        to: contact.email.clone(),
+        locale: contact.locale.clone(),
+        campaign,
+        coupon,
+        created_at: now,
+        attempts: 0,
+        due_at: now,
+        last_error: None,
+        dead_at: None,
+    }
+}
+
+fn mail_coupon(c: &CouponRecord) -> MailCoupon {
+    MailCoupon {
+        id: crate::ids::coupon_id(&c.campaign_id, c.seq),
+        code: c.code.clone(),
+        issued_at: c.issued_at,
+        expires_at: c.expires_at,
+    }
+}
+
+/// The confirmation of an issued coupon.
+pub(crate) fn confirmation_job(
+    campaign: &CampaignRecord,
+    coupon: &CouponRecord,
+    contact: &ContactRecord,
+    now: i64,
+) -> MailJob {
+    let c = mail_coupon(coupon);
+    job(
+        format!("confirmation.{}", c.id),
+        MailKind::Confirmation,
+        &coupon.user_id,
+        contact,
+        MailCampaign::of(campaign),
+        Some(c),
+        now,
+    )
+}
+
+/// The reminder that an issued coupon expires soon.
+pub(crate) fn reminder_job(
+    campaign: &CampaignRecord,
+    coupon: &CouponRecord,
+    contact: &ContactRecord,
+    now: i64,
+) -> MailJob {
+    let c = mail_coupon(coupon);
+    job(
+        format!("reminder.{}", c.id),
+        MailKind::Reminder,
+        &coupon.user_id,
+        contact,
+        MailCampaign::of(campaign),
+        Some(c),
+        now,
+    )
+}
+
+/// One subscriber's mail about a newly active campaign.
+pub(crate) fn new_campaign_job(
+    fan: &FanOutRecord,
+    user_id: &str,
+    contact: &ContactRecord,
+    now: i64,
+) -> MailJob {
+    job(
+        format!("new_campaign.{}.{user_id}", fan.campaign.id),
+        MailKind::NewCampaign,
+        user_id,
+        contact,
+        fan.campaign.clone(),
+        None,
+        now,
+    )
+}
