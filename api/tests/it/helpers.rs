@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use firstcome_api::config::{MailSettings, SmtpSettings};
 use firstcome_api::{Config, Server};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -21,8 +22,32 @@ pub fn config(data_dir: &Path) -> Config {
     }
 }
 
+/// Mail to an SMTP server on loopback port `port`, plain SMTP, with retries fast
+/// enough for tests (tens of milliseconds, at most 300 ms apart).
+pub fn smtp_mail(port: u16) -> MailSettings {
+    MailSettings {
+        from: "Shop <coupons@shop.test>".into(),
+        message_id_domain: "shop.test".into(),
+        workers: 4,
+        retry_base_ms: 20,
+        retry_max_delay_secs: 1,
+        poll_interval_ms: 20,
+        smtp: Some(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            security: "none".into(),
+            timeout_secs: 2,
+            send_timeout_secs: 5,
+            ..SmtpSettings::default()
+        }),
+        ..MailSettings::default()
+    }
+}
+
 pub struct TestServer {
     pub server: Server,
+    /// Kept for restarts.
+    pub mail: MailSettings,
     pub client: Client,
     pub base: String,
     // Dropped last: the data dir outlives the server that uses it.
@@ -52,12 +77,26 @@ impl TestServer {
         dir: TempDir,
         clock: std::sync::Arc<dyn firstcome_engine::Clock>,
     ) -> TestServer {
-        let server = Server::start_with_clock(config(dir.path()), clock)
+        TestServer::start_with_mail(dir, clock, MailSettings::default()).await
+    }
+
+    /// A server with these mail settings (see [`smtp_mail`]).
+    pub async fn start_with_mail(
+        dir: TempDir,
+        clock: std::sync::Arc<dyn firstcome_engine::Clock>,
+        mail: MailSettings,
+    ) -> TestServer {
+        let cfg = Config {
+            mail: mail.clone(),
+            ..config(dir.path())
+        };
+        let server = Server::start_with_clock(cfg, clock)
             .await
             .expect("server starts");
         let base = format!("http://{}", server.addr);
         TestServer {
             server,
+            mail,
             client: client(),
             base,
             dir,
@@ -66,16 +105,21 @@ impl TestServer {
 
     /// Graceful stop, then a new server on the same data dir.
     pub async fn restart(self) -> TestServer {
-        let TestServer { server, dir, .. } = self;
+        let TestServer {
+            server, dir, mail, ..
+        } = self;
         server.shutdown().await;
-        TestServer::start_in(dir).await
+        TestServer::start_with_mail(dir, std::sync::Arc::new(firstcome_engine::SystemClock), mail)
+            .await
     }
 
     /// Graceful stop, then a new server on the same data dir with `clock`.
     pub async fn restart_with_clock(self, clock: firstcome_engine::ManualClock) -> TestServer {
-        let TestServer { server, dir, .. } = self;
+        let TestServer {
+            server, dir, mail, ..
+        } = self;
         server.shutdown().await;
-        TestServer::start_with_clock(dir, clock).await
+        TestServer::start_with_mail(dir, std::sync::Arc::new(clock), mail).await
     }
 
     pub fn admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {

@@ -8,6 +8,7 @@ mod helpers;
 mod idempotency;
 mod issuance;
 mod lifecycle;
+mod mail;
 mod management;
 mod restart;
 mod smtp;

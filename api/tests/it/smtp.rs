@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -118,7 +118,11 @@ impl ReceivedMail {
 
 /// RFC 5322 unfolding (drop the CRLF before continuation whitespace), then trim.
 fn unfold(value: &str) -> String {
-    value.replace("\r\n", "").replace('\n', "").trim().to_owned()
+    value
+        .replace("\r\n", "")
+        .replace('\n', "")
+        .trim()
+        .to_owned()
 }
 
 /// What the handlers of all connections share.
@@ -255,7 +259,7 @@ impl Relays {
 
     fn close_all(&self) {
         let closed = self.lock().take();
-        for stream in closed.into_values().flatten().flatten() {
+        for stream in closed.into_iter().flat_map(HashMap::into_values).flatten() {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
@@ -281,7 +285,11 @@ struct Inner {
 
 impl Inner {
     fn shutdown(&self) {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let Some(running) = running else { return };
         let public = SocketAddr::new(LOOPBACK, self.port);
 
@@ -435,11 +443,19 @@ impl SmtpServer {
     ///
     /// [`allow_recipient`]: SmtpServer::allow_recipient
     pub fn reject_recipient(&self, addr: &str) {
-        self.inner.shared.lock().rejected.insert(addr.to_lowercase());
+        self.inner
+            .shared
+            .lock()
+            .rejected
+            .insert(addr.to_lowercase());
     }
 
     pub fn allow_recipient(&self, addr: &str) {
-        self.inner.shared.lock().rejected.remove(&addr.to_lowercase());
+        self.inner
+            .shared
+            .lock()
+            .rejected
+            .remove(&addr.to_lowercase());
     }
 
     /// Every message accepted so far, in order of acceptance.
@@ -594,7 +610,9 @@ mod tests {
         }
 
         fn cmd(&mut self, line: &str) -> u16 {
-            self.writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+            self.writer
+                .write_all(format!("{line}\r\n").as_bytes())
+                .unwrap();
             self.reply()
         }
 
@@ -657,7 +675,12 @@ mod tests {
         let server = SmtpServer::start();
         let mut client = Client::connect(server.port());
         assert_eq!(client.cmd("EHLO client.test"), 250);
-        let code = deliver(&mut client, &["alice@example.com"], "id-1@firstcome.test", "Hi");
+        let code = deliver(
+            &mut client,
+            &["alice@example.com"],
+            "id-1@firstcome.test",
+            "Hi",
+        );
         assert_eq!(code, 250);
         assert_eq!(client.cmd("QUIT"), 221);
 
@@ -668,12 +691,26 @@ mod tests {
         assert_eq!(mail.from, "bounce@firstcome.test");
         assert_eq!(mail.to, ["alice@example.com"]);
         assert_eq!(mail.subject, "Hi");
-        assert!(mail.text.contains("Your code is ABC-123 \u{2713}"), "{:?}", mail.text);
-        assert!(mail.text.contains("\n.a line that starts with a dot"), "{:?}", mail.text);
-        assert_eq!(mail.html.as_deref().map(str::trim), Some("<p>Your code is <b>ABC-123</b></p>"));
+        assert!(
+            mail.text.contains("Your code is ABC-123 \u{2713}"),
+            "{:?}",
+            mail.text
+        );
+        assert!(
+            mail.text.contains("\n.a line that starts with a dot"),
+            "{:?}",
+            mail.text
+        );
+        assert_eq!(
+            mail.html.as_deref().map(str::trim),
+            Some("<p>Your code is <b>ABC-123</b></p>")
+        );
         assert_eq!(mail.header("message-id"), Some("<id-1@firstcome.test>"));
         assert_eq!(mail.header("From"), Some("Firstcome <shop@firstcome.test>"));
-        assert!(mail.raw.starts_with(b"From: Firstcome <shop@firstcome.test>\r\n"));
+        assert!(
+            mail.raw
+                .starts_with(b"From: Firstcome <shop@firstcome.test>\r\n")
+        );
         assert_eq!(server.attempts(), 1);
         assert_eq!(server.connections(), 1);
 
@@ -683,7 +720,10 @@ mod tests {
         assert_eq!(client.cmd("MAIL FROM:<bounce@firstcome.test>"), 250);
         assert_eq!(client.cmd("RCPT TO:<bob@example.com>"), 250);
         assert_eq!(client.cmd("DATA"), 354);
-        assert_eq!(client.data("Subject: plain\nMessage-ID: <id-2@x>\n\nJust text.\n"), 250);
+        assert_eq!(
+            client.data("Subject: plain\nMessage-ID: <id-2@x>\n\nJust text.\n"),
+            250
+        );
         let mails = server.wait_for(2, WAIT).await;
         assert_eq!(mails[1].message_id, "id-2@x");
         assert_eq!(mails[1].text.trim_end(), "Just text.");
@@ -716,7 +756,10 @@ mod tests {
         assert_eq!(client.data(&message("id-3@x", "only alice")), 250);
 
         server.allow_recipient("bob@example.com");
-        assert_eq!(deliver(&mut client, &["bob@example.com"], "id-4@x", "bob"), 250);
+        assert_eq!(
+            deliver(&mut client, &["bob@example.com"], "id-4@x", "bob"),
+            250
+        );
         assert_eq!(client.cmd("QUIT"), 221);
 
         let mails = server.wait_for(2, WAIT).await;
@@ -734,19 +777,29 @@ mod tests {
         let observer = server.clone();
         let mut idle = Client::connect(port);
         assert_eq!(idle.cmd("EHLO client.test"), 250);
-        assert_eq!(deliver(&mut idle, &["alice@example.com"], "before@x", "before"), 250);
+        assert_eq!(
+            deliver(&mut idle, &["alice@example.com"], "before@x", "before"),
+            250
+        );
 
         server.stop();
         let refused = TcpStream::connect((LOOPBACK, port)).expect_err("server is down");
         assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
         assert!(idle.is_closed(), "an open connection is cut");
-        assert_eq!(observer.received().len(), 1, "what was received stays readable");
+        assert_eq!(
+            observer.received().len(),
+            1,
+            "what was received stays readable"
+        );
 
         let server = SmtpServer::start_on(port);
         assert_eq!(server.port(), port);
         let mut client = Client::connect(port);
         assert_eq!(client.cmd("EHLO client.test"), 250);
-        assert_eq!(deliver(&mut client, &["alice@example.com"], "after@x", "after"), 250);
+        assert_eq!(
+            deliver(&mut client, &["alice@example.com"], "after@x", "after"),
+            250
+        );
         let mails = server.wait_for(1, WAIT).await;
         assert_eq!(mails[0].message_id, "after@x");
 

@@ -46,7 +46,7 @@ pub(crate) enum DispatcherMsg {
     Poll,
     /// A worker finished an attempt.
     Attempted {
-        job: MailJob,
+        job: Box<MailJob>,
         result: Result<(), MailError>,
     },
     /// The record of an attempt is applied: the job may be picked again if it is still
@@ -308,7 +308,7 @@ impl Actor for MailDispatcher {
                 self.tick(&myself, state).await
             }
             DispatcherMsg::Poll => self.tick(&myself, state).await,
-            DispatcherMsg::Attempted { job, result } => self.record(&myself, job, result),
+            DispatcherMsg::Attempted { job, result } => self.record(&myself, *job, result),
             DispatcherMsg::Recorded { id } => {
                 state.in_flight.remove(&id);
                 self.fill(&myself, state)

@@ -726,15 +726,4 @@ mod tests {
             other => panic!("expected a template error, got {other:?}"),
         }
     }
-
-    #[test]
-    fn zz_print_samples() {
-        let t = builtin();
-        for kind in KINDS {
-            for l in ["en", "ko"] {
-                let m = t.render(&job(kind, Some(l))).unwrap();
-                println!("===== {} {l}\nSUBJECT: {}\n--- text\n{}--- html\n{}", kind.as_str(), m.subject, m.text, m.html);
-            }
-        }
-    }
 }

@@ -88,7 +88,10 @@ impl Worker for MailWorker {
             .record(started.elapsed().as_secs_f64());
         // If the dispatcher is gone the engine is stopping; the job stays in the outbox
         // and is sent again after the restart.
-        let _ = report_to.cast(DispatcherMsg::Attempted { job, result });
+        let _ = report_to.cast(DispatcherMsg::Attempted {
+            job: Box::new(job),
+            result,
+        });
         Ok(key)
     }
 }
