@@ -1,11 +1,11 @@
 //! The JSON shapes of the API. Requests deny unknown fields, so a misspelt field is a
 //! 400, not a silently ignored setting.
 
+use firstcome_engine::mail::{Contact, ContactRecord, MailJob};
 use firstcome_engine::{
     CampaignPatch, CampaignStats, CampaignView, Coupon, CouponStatus, CouponValidity, DayStats,
     Discount, DiscountKind, NewCampaign,
 };
-use firstcome_engine::mail::{Contact, ContactRecord, MailJob};
 use firstcome_storage::Validity;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

@@ -197,9 +197,7 @@ impl From<EngineError> for ApiError {
             // I/O failure (the store is now fail-stop), a corrupt record: an operator
             // has to act, so no Retry-After invitation.
             e @ EngineError::Storage(_) => ApiError::Internal(e.to_string()),
-            e @ (EngineError::Actor(_) | EngineError::Mail(_)) => {
-                ApiError::Internal(e.to_string())
-            }
+            e @ (EngineError::Actor(_) | EngineError::Mail(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -71,7 +71,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .put(mail::put_contact)
                 .delete(mail::delete_contact),
         )
-        .route("/v1/users/{user_id}/subscriptions", get(mail::subscriptions))
+        .route(
+            "/v1/users/{user_id}/subscriptions",
+            get(mail::subscriptions),
+        )
         .route("/v1/subscriptions", post(mail::subscribe))
         .route(
             "/v1/subscriptions/{user_id}/{store_id}",

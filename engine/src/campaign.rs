@@ -23,10 +23,10 @@ use firstcome_storage::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::EngineError;
-use crate::mail::{self, Contact};
 use crate::engine::{KeyClaim, Shared};
 use crate::ids::coupon_id;
 use crate::ledger::{Decision, Ledger};
+use crate::mail::{self, Contact};
 use crate::model::{
     self, CampaignPatch, CampaignStats, CampaignView, Coupon, CouponChange,
     CouponStatus as Effective, IdempotencyKey, Idempotent, IssueOutcome, day_of,
@@ -531,7 +531,11 @@ impl CampaignActor {
     /// Once the campaign is active for the first time, queues its announcement to the
     /// subscribers of its store (the dispatcher expands it into one job per subscriber),
     /// with the mark that it was announced, in one batch.
-    fn announce(&self, state: &mut CampaignState, effects: &mut Effects) -> Result<(), ActorProcessingErr> {
+    fn announce(
+        &self,
+        state: &mut CampaignState,
+        effects: &mut Effects,
+    ) -> Result<(), ActorProcessingErr> {
         if state.announced {
             return Ok(());
         }
@@ -539,16 +543,20 @@ impl CampaignActor {
             return Ok(());
         };
         let now = self.shared.clock.now();
-        if model::window(&state.record, now).is_err() || state.ledger.issued() >= state.record.total_stock {
+        if model::window(&state.record, now).is_err()
+            || state.ledger.issued() >= state.record.total_stock
+        {
             return Ok(());
         }
         effects.writes.put_announced(&state.record.id);
-        effects.writes.put_fan_out(&firstcome_storage::FanOutRecord {
-            campaign: firstcome_storage::MailCampaign::of(&state.record),
-            store_id,
-            after_user: None,
-            created_at: now.as_microsecond(),
-        })?;
+        effects
+            .writes
+            .put_fan_out(&firstcome_storage::FanOutRecord {
+                campaign: firstcome_storage::MailCampaign::of(&state.record),
+                store_id,
+                after_user: None,
+                created_at: now.as_microsecond(),
+            })?;
         effects.wake_mail = true;
         state.announced = true;
         Ok(())

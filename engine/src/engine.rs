@@ -489,7 +489,7 @@ impl Engine {
         // The mailer first: a send in progress is abandoned (its job stays in the
         // outbox and goes out again after the restart, with the same Message-ID).
         if let Some(m) = &self.mailer {
-            m.stop();
+            m.stop(timeout).await;
         }
         self.supervisor
             .get_cell()

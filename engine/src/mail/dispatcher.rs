@@ -13,12 +13,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use firstcome_storage::{MailJob, Writes};
-use rand::Rng;
 use ractor::factory::{
     Factory, FactoryArguments, FactoryMessage, queues::DefaultQueue, routing::QueuerRouting,
     worker_builder,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use rand::Rng;
 
 use super::worker::{MailContext, MailTask, MailWorker};
 use super::{MailConfig, MailError, MailShared, new_campaign_job};
@@ -30,14 +30,8 @@ const FAN_OUT_ROUND: usize = 500;
 /// died); the job becomes eligible again. Sends have their own, much shorter, deadline.
 const LOST_AFTER: Duration = Duration::from_secs(600);
 
-type MailFactory = Factory<
-    (),
-    MailTask,
-    (),
-    MailWorker,
-    QueuerRouting<(), MailTask>,
-    DefaultQueue<(), MailTask>,
->;
+type MailFactory =
+    Factory<(), MailTask, (), MailWorker, QueuerRouting<(), MailTask>, DefaultQueue<(), MailTask>>;
 
 pub(crate) enum DispatcherMsg {
     /// New jobs (or a new announcement) were committed.
@@ -150,8 +144,8 @@ impl MailDispatcher {
                 job.attempts += 1;
                 job.last_error = Some(e.to_string());
                 let next = now.saturating_add(self.backoff(job.attempts));
-                let too_old = next.saturating_sub(job.created_at)
-                    > self.config.max_age.as_micros() as i64;
+                let too_old =
+                    next.saturating_sub(job.created_at) > self.config.max_age.as_micros() as i64;
                 if permanent || too_old {
                     tracing::warn!(job = %job.id, attempts = job.attempts, error = %e, "mail given up: dead letter");
                     metrics::counter!("firstcome_mail_dead_total", "kind" => kind).increment(1);
@@ -307,7 +301,12 @@ impl Actor for MailDispatcher {
                 self.mail.wake_pending.store(false, Ordering::SeqCst);
                 self.tick(&myself, state).await
             }
-            DispatcherMsg::Poll => self.tick(&myself, state).await,
+            DispatcherMsg::Poll => {
+                // Also here: if a Wake was lost (a cast to a stopping actor), the flag
+                // must not stay set and silence every later wake-up.
+                self.mail.wake_pending.store(false, Ordering::SeqCst);
+                self.tick(&myself, state).await
+            }
             DispatcherMsg::Attempted { job, result } => self.record(&myself, *job, result),
             DispatcherMsg::Recorded { id } => {
                 state.in_flight.remove(&id);

@@ -26,12 +26,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use firstcome_storage::ContactRecord;
-use firstcome_storage::{
-    CampaignRecord, CouponRecord, FanOutRecord, MailCampaign, MailCoupon,
-};
+use firstcome_storage::{CampaignRecord, CouponRecord, FanOutRecord, MailCampaign, MailCoupon};
 pub use firstcome_storage::{MailJob, MailKind};
-pub use requests::{Contact, Page};
 use ractor::{Actor, ActorRef};
+pub use requests::{Contact, Page};
 
 use crate::engine::Shared;
 use dispatcher::{DispatcherMsg, MailDispatcher};
@@ -67,7 +65,9 @@ impl MailError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportConfig {
     /// Each mail is written as an .eml file into this directory (lettre's file transport).
-    Files { dir: PathBuf },
+    Files {
+        dir: PathBuf,
+    },
     Smtp(SmtpConfig),
 }
 
@@ -157,8 +157,10 @@ impl MailShared {
     /// Called once a commit that wrote `jobs` mail jobs (or an announcement) is durable.
     pub(crate) fn committed(&self, jobs: i64) {
         self.depth.fetch_add(jobs, Ordering::Relaxed);
-        if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            if let Some(d) = self.dispatcher.get() {
+        // Before the dispatcher runs there is nobody to wake (it reads the outbox when it
+        // starts); taking the flag then would leave it set with no Wake on its way.
+        if let Some(d) = self.dispatcher.get() {
+            if !self.wake_pending.swap(true, Ordering::SeqCst) {
                 let _ = d.cast(DispatcherMsg::Wake);
             }
         }
@@ -219,8 +221,10 @@ impl Mailer {
         })
     }
 
-    pub(crate) fn stop(&self) {
-        self.dispatcher.stop(None);
+    /// Stops the dispatcher and its workers. A send in progress is abandoned: its job
+    /// stays in the outbox and goes out again after a restart, with the same Message-ID.
+    pub(crate) async fn stop(&self, timeout: Duration) {
+        let _ = self.dispatcher.stop_and_wait(None, Some(timeout)).await;
     }
 }
 

@@ -3,8 +3,8 @@
 
 use firstcome_storage::{ContactRecord, MailJob, Writes};
 
-use crate::engine::{Engine, commit};
 use crate::EngineError;
+use crate::engine::{Engine, commit};
 
 /// Where a user wants their mail, as given by a client (checked by [`Contact::new`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{MailError, SmtpConfig, SmtpSecurity, TransportConfig};
@@ -40,12 +40,15 @@ impl MailTransport {
 
     pub(crate) async fn send(&self, message: Message) -> Result<(), MailError> {
         match self {
-            MailTransport::Files(t) => t.send(message).await.map(|_| ()).map_err(|e| {
-                MailError::Send {
-                    permanent: false,
-                    detail: e.to_string(),
-                }
-            }),
+            MailTransport::Files(t) => {
+                t.send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| MailError::Send {
+                        permanent: false,
+                        detail: e.to_string(),
+                    })
+            }
             MailTransport::Smtp {
                 transport,
                 deadline,

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use lettre::message::{Mailbox, MultiPart, header};
 use lettre::Message;
+use lettre::message::{Mailbox, MultiPart, header};
 use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
 use ractor::{ActorProcessingErr, ActorRef};
 
@@ -49,7 +49,10 @@ impl MailContext {
                 header::HeaderName::new_from_ascii_str("X-Firstcome-Kind"),
                 job.kind.as_str().to_string(),
             ))
-            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
             .map_err(|e| MailError::Message(e.to_string()))
     }
 
