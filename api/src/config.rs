@@ -138,6 +138,12 @@ impl MailSettings {
                 if s.host.is_empty() || s.timeout_secs == 0 || s.send_timeout_secs == 0 {
                     return bad("mail.smtp needs a host and positive timeouts".into());
                 }
+                if s.username.is_some() != s.password.is_some() {
+                    return bad(
+                        "mail.smtp needs both username and password (FIRSTCOME_SMTP_PASSWORD), or neither"
+                            .into(),
+                    );
+                }
                 TransportConfig::Smtp(SmtpConfig {
                     host: s.host.clone(),
                     port: s.port,
@@ -325,5 +331,60 @@ mod tests {
             ..FileConfig::default()
         };
         assert!(Config::merge(FileConfig::default(), weak).is_err());
+    }
+
+    #[test]
+    fn the_mail_table_becomes_the_engine_mail_config() {
+        let file: FileConfig = toml::from_str(
+            "[mail]\nfrom = \"Shop <c@shop.example>\"\nworkers = 2\n\
+             [mail.smtp]\nhost = \"smtp.shop.example\"\nport = 465\nsecurity = \"tls\"\n\
+             username = \"u\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        let c = Config::merge(file, FileConfig::default()).unwrap();
+        let m = c
+            .mail
+            .engine_config(&c.data_dir)
+            .unwrap()
+            .expect("mail is on");
+        assert_eq!(m.workers, 2);
+        match m.transport {
+            TransportConfig::Smtp(s) => {
+                assert_eq!((s.host.as_str(), s.port), ("smtp.shop.example", 465));
+                assert_eq!(s.security, SmtpSecurity::Tls);
+                assert_eq!(s.username.as_deref(), Some("u"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without [mail.smtp]: .eml files under the data dir.
+        let c = Config::merge(FileConfig::default(), FileConfig::default()).unwrap();
+        let m = c.mail.engine_config(&c.data_dir).unwrap().unwrap();
+        assert_eq!(
+            m.transport,
+            TransportConfig::Files {
+                dir: c.data_dir.join("mail")
+            }
+        );
+    }
+
+    #[test]
+    fn bad_mail_settings_are_refused() {
+        for bad in [
+            "[mail]\nworkers = 0",
+            "[mail]\nfrom = \"not a mailbox\"",
+            "[mail.smtp]\nsecurity = \"ssl\"",
+            "[mail.smtp]\nusername = \"u\"",
+            "[mail.smtp]\nhost = \"\"",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(
+                Config::merge(file, FileConfig::default()).is_err(),
+                "{bad} was accepted"
+            );
+        }
+        assert!(toml::from_str::<FileConfig>("[mail]\nworkerz = 1").is_err());
+        let off: FileConfig = toml::from_str("[mail]\nenabled = false").unwrap();
+        let c = Config::merge(off, FileConfig::default()).unwrap();
+        assert!(c.mail.engine_config(&c.data_dir).unwrap().is_none());
     }
 }

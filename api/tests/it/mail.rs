@@ -96,14 +96,28 @@ async fn a_confirmation_arrives_with_the_coupon_and_a_message_id_from_its_cause(
     assert!(alice.from.contains("coupons@shop.test"), "{}", alice.from);
     assert!(alice.subject.contains("Winter <Sale>"), "{}", alice.subject);
     let code = coupon["code"].as_str().unwrap();
-    assert!(alice.text.contains(code), "the code is in the text: {}", alice.text);
+    assert!(
+        alice.text.contains(code),
+        "the code is in the text: {}",
+        alice.text
+    );
     assert!(alice.text.contains("15%"), "the discount: {}", alice.text);
     let html = alice.html.as_deref().expect("an HTML part");
-    assert!(html.contains(code) && html.contains("Winter &lt;Sale&gt;"), "{html}");
+    assert!(
+        html.contains(code) && html.contains("Winter &lt;Sale&gt;"),
+        "{html}"
+    );
     let bob_mail = by_to["bob@example.kr"];
     let bob_coupon = bob["coupon"]["id"].as_str().unwrap();
-    assert_eq!(bob_mail.message_id, format!("confirmation.{bob_coupon}@shop.test"));
-    assert!(bob_mail.text.contains("할인"), "Korean for ko-KR: {}", bob_mail.text);
+    assert_eq!(
+        bob_mail.message_id,
+        format!("confirmation.{bob_coupon}@shop.test")
+    );
+    assert!(
+        bob_mail.text.contains("할인"),
+        "Korean for ko-KR: {}",
+        bob_mail.text
+    );
     // The contact set by the issue request is stored.
     let (status, contact) = send(s.issuer(Method::GET, "/v1/users/bob/contact")).await;
     assert_eq!(status, StatusCode::OK);
@@ -186,10 +200,7 @@ async fn a_550_is_a_dead_letter_at_once_and_the_retry_endpoint_sends_it() {
     assert_eq!(job["kind"], "confirmation");
     assert_eq!(job["coupon_id"], coupon_id.as_str());
     assert_eq!(job["attempts"], 1, "5xx is permanent: no retries");
-    assert!(
-        job["last_error"].as_str().unwrap().contains("550"),
-        "{job}"
-    );
+    assert!(job["last_error"].as_str().unwrap().contains("550"), "{job}");
     assert_eq!(outbox_len(&s).await, 0);
     // The issuer key may not touch the dead letters.
     let (status, body) = send(s.issuer(Method::GET, "/v1/mail/dead")).await;
@@ -202,10 +213,14 @@ async fn a_550_is_a_dead_letter_at_once_and_the_retry_endpoint_sends_it() {
     let (status, v) = send(s.admin(Method::POST, &format!("/v1/mail/dead/{job_id}/retry"))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     let got = smtp.wait_for(1, WAIT).await;
-    assert_eq!(got[0].message_id, format!("confirmation.{coupon_id}@shop.test"));
+    assert_eq!(
+        got[0].message_id,
+        format!("confirmation.{coupon_id}@shop.test")
+    );
     assert!(dead_letters(&s).await.is_empty());
     // A second retry of the same letter finds nothing.
-    let (status, body) = send(s.admin(Method::POST, &format!("/v1/mail/dead/{job_id}/retry"))).await;
+    let (status, body) =
+        send(s.admin(Method::POST, &format!("/v1/mail/dead/{job_id}/retry"))).await;
     assert_problem(status, &body, 404, "dead_letter_not_found");
     s.server.shutdown().await;
 }
@@ -266,5 +281,46 @@ async fn a_burst_while_the_server_is_down_is_all_delivered_once_it_is_back() {
         );
     }
     assert!(dead_letters(&s).await.is_empty());
+    s.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_smtp_mail_is_written_as_eml_files_in_the_data_dir() {
+    // The quickstart's configuration: no [mail.smtp] table.
+    let s = TestServer::start().await;
+    let c = s
+        .create_campaign(json!({ "name": "Files", "total_stock": 3 }))
+        .await;
+    let (status, v) = send(
+        s.issuer(
+            Method::POST,
+            &format!("/v1/campaigns/{}/issue", c["id"].as_str().unwrap()),
+        )
+        .json(&json!({ "user_id": "u1", "email": "u1@example.com" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let coupon_id = v["coupon"]["id"].as_str().unwrap();
+    let dir = s.dir.path().join("mail");
+    let eml = eventually("an .eml file", || {
+        let dir = dir.clone();
+        async move {
+            let entry = std::fs::read_dir(&dir)
+                .ok()?
+                .flatten()
+                .find(|e| e.path().extension().is_some_and(|x| x == "eml"))?;
+            std::fs::read_to_string(entry.path()).ok()
+        }
+    })
+    .await;
+    assert!(
+        eml.contains(&format!("confirmation.{coupon_id}@firstcome.invalid")),
+        "{eml}"
+    );
+    assert!(eml.contains("u1@example.com"), "{eml}");
+    eventually("an empty outbox", || async {
+        (outbox_len(&s).await == 0).then_some(())
+    })
+    .await;
     s.server.shutdown().await;
 }

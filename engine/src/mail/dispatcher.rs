@@ -178,15 +178,14 @@ impl MailDispatcher {
         Ok(())
     }
 
-    /// Exponential backoff with full jitter: a uniform delay in [0, min(max, base·2^(n-1))]
-    /// (in microseconds), so that a burst that failed together does not retry together.
+    /// Exponential backoff with full jitter: a uniform delay in [0, ceiling] (in
+    /// microseconds), so that a burst that failed together does not retry together.
     fn backoff(&self, attempts: u32) -> i64 {
-        let base = self.config.retry_base.as_micros() as u64;
-        let cap = self.config.retry_max_delay.as_micros() as u64;
-        let ceiling = base
-            .saturating_mul(1u64 << attempts.saturating_sub(1).min(40))
-            .min(cap)
-            .max(1);
+        let ceiling = backoff_ceiling(
+            self.config.retry_base.as_micros() as u64,
+            self.config.retry_max_delay.as_micros() as u64,
+            attempts,
+        );
         rand::rng().random_range(0..=ceiling) as i64
     }
 
@@ -333,5 +332,28 @@ impl Actor for MailDispatcher {
             state.factory = self.spawn_factory(&myself).await?;
         }
         Ok(())
+    }
+}
+
+/// The longest delay before retry `attempts` (1 = the first retry): base·2^(attempts-1),
+/// capped, in microseconds; at least 1.
+fn backoff_ceiling(base: u64, cap: u64, attempts: u32) -> u64 {
+    base.saturating_mul(1u64 << attempts.saturating_sub(1).min(40))
+        .min(cap)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ceiling;
+
+    #[test]
+    fn the_backoff_ceiling_doubles_per_attempt_up_to_the_cap() {
+        let (base, cap) = (100, 1_000);
+        let ceilings: Vec<u64> = (1..=6).map(|n| backoff_ceiling(base, cap, n)).collect();
+        assert_eq!(ceilings, [100, 200, 400, 800, 1_000, 1_000]);
+        // Huge attempt counts neither overflow nor pass the cap.
+        assert_eq!(backoff_ceiling(base, cap, u32::MAX), cap);
+        assert_eq!(backoff_ceiling(0, 0, 1), 1);
     }
 }

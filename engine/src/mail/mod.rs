@@ -335,3 +335,22 @@ pub(crate) fn new_campaign_job(
         now,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_come_from_the_job_id_and_hash_what_a_message_id_cannot_hold() {
+        assert_eq!(
+            message_id("confirmation.abc-12", "shop.test"),
+            "<confirmation.abc-12@shop.test>"
+        );
+        let odd = message_id("new_campaign.abc.user <1>@x", "shop.test");
+        assert!(odd.starts_with("<new_campaign.") && odd.ends_with("@shop.test>"));
+        assert!(!odd.contains(' ') && odd.matches('@').count() == 1, "{odd}");
+        // Deterministic: the same cause, the same id; another cause, another id.
+        assert_eq!(odd, message_id("new_campaign.abc.user <1>@x", "shop.test"));
+        assert_ne!(odd, message_id("new_campaign.abc.user <2>@x", "shop.test"));
+    }
+}
