@@ -45,8 +45,8 @@ mod store;
 pub use committer::{CommitStats, Committer, CommitterConfig, Completion};
 pub use error::StorageError;
 pub use records::{
-    CAMPAIGN_ID_LEN, CampaignRecord, ContactRecord, CouponRecord, CouponStatus, DayStats,
-    Discount, DiscountKind, FanOutRecord, IdempotencyRecord, MailCampaign, MailCoupon, MailJob,
-    MailKind, StatsRecord, Validity,
+    CAMPAIGN_ID_LEN, CampaignRecord, ContactRecord, CouponRecord, CouponStatus, DayStats, Discount,
+    DiscountKind, FanOutRecord, IdempotencyRecord, MailCampaign, MailCoupon, MailJob, MailKind,
+    StatsRecord, Validity,
 };
 pub use store::{HOLDER_CHUNK, Recovered, Store, StoreConfig, Writes};

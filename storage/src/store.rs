@@ -99,10 +99,15 @@ impl Writes {
         Ok(())
     }
 
-    /// Removes a campaign that never issued a coupon: its record and statistics.
+    /// Removes a campaign that never issued a coupon: its record, statistics, and an
+    /// announcement not yet expanded (mail already queued for it still goes).
     pub fn delete_campaign(&mut self, campaign_id: &str) {
         self.ops.push((keys::campaign(campaign_id), None));
         self.ops.push((keys::stats(campaign_id), None));
+        self.ops
+            .push((keys::simple(keys::ANNOUNCED, campaign_id), None));
+        self.ops
+            .push((keys::simple(keys::FAN_OUT, campaign_id), None));
     }
 
     /// The campaign's totals, and the counts of the given days only: a change touches
@@ -507,7 +512,8 @@ impl Store {
                 return Err(corrupt("time index key", "length"));
             }
             let (at, seq) = tail.split_at(8);
-            let at = keys::from_ordered_i64(at).ok_or_else(|| corrupt("time index key", "short"))?;
+            let at =
+                keys::from_ordered_i64(at).ok_or_else(|| corrupt("time index key", "short"))?;
             let seq = u64::from_be_bytes(
                 seq.try_into()
                     .map_err(|_| corrupt("time index key", "short"))?,
@@ -637,7 +643,8 @@ impl Store {
             if k.len() < 9 {
                 return Err(corrupt("mail due key", "short"));
             }
-            let at = keys::from_ordered_i64(&k[1..9]).ok_or_else(|| corrupt("mail due key", "short"))?;
+            let at =
+                keys::from_ordered_i64(&k[1..9]).ok_or_else(|| corrupt("mail due key", "short"))?;
             let id = std::str::from_utf8(&k[9..]).map_err(|_| corrupt("mail due key", "utf-8"))?;
             if !skip(id) {
                 out.push((at, id.to_string()));

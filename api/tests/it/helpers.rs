@@ -109,8 +109,12 @@ impl TestServer {
             server, dir, mail, ..
         } = self;
         server.shutdown().await;
-        TestServer::start_with_mail(dir, std::sync::Arc::new(firstcome_engine::SystemClock), mail)
-            .await
+        TestServer::start_with_mail(
+            dir,
+            std::sync::Arc::new(firstcome_engine::SystemClock),
+            mail,
+        )
+        .await
     }
 
     /// Graceful stop, then a new server on the same data dir with `clock`.
