@@ -88,3 +88,27 @@ fn smtp_transport(cfg: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>
     }
     Ok(b.build())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_security_mode_builds_a_transport() {
+        // Builds the rustls configuration for STARTTLS and TLS (no connection is made):
+        // a missing or ambiguous crypto provider would fail here, not at the first mail.
+        for security in [SmtpSecurity::None, SmtpSecurity::StartTls, SmtpSecurity::Tls] {
+            let cfg = TransportConfig::Smtp(SmtpConfig {
+                host: "smtp.example.com".into(),
+                port: 587,
+                security: security.clone(),
+                username: Some("u".into()),
+                password: Some("p".into()),
+                timeout: Duration::from_secs(1),
+                pool_max: 2,
+                send_timeout: Duration::from_secs(2),
+            });
+            assert!(MailTransport::new(&cfg).is_ok(), "{security:?}");
+        }
+    }
+}
