@@ -1,13 +1,14 @@
 //! [`MailDispatcher`]: the one actor that decides which outbox job is sent when, and
 //! records how each attempt went.
 //!
-//! It owns the factory of [`MailWorker`]s and keeps at most `capacity` jobs in flight,
-//! so memory stays bounded however long the outbox grows (the outbox is on disk; only
-//! the jobs being sent are in memory). A job is in flight from the moment it is handed
-//! to the factory until the record of its attempt is applied, so the due-index scan never
-//! picks it twice.
+//! It owns the factory of [`MailWorker`]s and keeps at most `capacity` jobs with the
+//! workers, so memory stays bounded however long the outbox grows (the outbox is on
+//! disk; only the jobs being sent are in memory). A job is skipped by the due-index scan
+//! from the moment it is handed to the factory until the record of its attempt is
+//! applied, so it is never picked twice; but its worker slot is free again as soon as the
+//! attempt is over, so sending does not wait for the record's fsync.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -57,8 +58,11 @@ pub(crate) struct MailDispatcher {
 
 pub(crate) struct DispatcherState {
     factory: ActorRef<FactoryMessage<(), MailTask>>,
-    /// Job id -> when it was handed out.
+    /// Jobs with the workers: id -> when it was handed out. At most `capacity`.
     in_flight: HashMap<String, Instant>,
+    /// Jobs whose attempt is over and whose record is being committed. Only ids; as many
+    /// as attempts end during one commit.
+    recording: HashSet<String>,
     capacity: usize,
 }
 
@@ -98,7 +102,9 @@ impl MailDispatcher {
         }
         let now = self.shared.clock.now().as_microsecond();
         let store = &self.shared.store;
-        let due = store.due_mail(now, free, |id| state.in_flight.contains_key(id))?;
+        let due = store.due_mail(now, free, |id| {
+            state.in_flight.contains_key(id) || state.recording.contains(id)
+        })?;
         for (due_at, id) in due {
             match store.mail_job(&id)? {
                 Some(job) if job.due_at == due_at => {
@@ -170,8 +176,8 @@ impl MailDispatcher {
                     mail.depth.fetch_add(depth_change, Ordering::Relaxed);
                     let _ = me.cast(DispatcherMsg::Recorded { id });
                 }
-                // The store has failed and writes nothing more: the job stays "in flight"
-                // so it is not sent again by this process; a restart resends it.
+                // The store has failed and writes nothing more: the job stays in
+                // `recording`, so this process does not send it again; a restart does.
                 Err(e) => tracing::error!(job = %id, error = %e, "recording a mail attempt failed"),
             }),
         );
@@ -262,6 +268,7 @@ impl Actor for MailDispatcher {
         Ok(DispatcherState {
             factory,
             in_flight: HashMap::new(),
+            recording: HashSet::new(),
             // Two per worker: one being sent, one ready to go.
             capacity: self.config.workers.max(1) * 2,
         })
@@ -306,10 +313,15 @@ impl Actor for MailDispatcher {
                 self.mail.wake_pending.store(false, Ordering::SeqCst);
                 self.tick(&myself, state).await
             }
-            DispatcherMsg::Attempted { job, result } => self.record(&myself, *job, result),
+            DispatcherMsg::Attempted { job, result } => {
+                state.in_flight.remove(&job.id);
+                state.recording.insert(job.id.clone());
+                self.record(&myself, *job, result)
+                    .and_then(|()| self.fill(&myself, state))
+            }
             DispatcherMsg::Recorded { id } => {
-                state.in_flight.remove(&id);
-                self.fill(&myself, state)
+                state.recording.remove(&id);
+                Ok(())
             }
         };
         if let Err(e) = result {
@@ -329,6 +341,7 @@ impl Actor for MailDispatcher {
             // Jobs it held never report back: forget them so they are sent again.
             tracing::error!(error = %err, "the mail factory failed; starting a new one");
             state.in_flight.clear();
+            state.recording.clear();
             state.factory = self.spawn_factory(&myself).await?;
         }
         Ok(())
