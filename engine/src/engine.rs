@@ -39,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) keys_in_flight: Mutex<HashMap<String, KeyClaim>>,
     /// `None` when mail is off: then no decision writes mail jobs.
     pub(crate) mail: Option<Arc<crate::mail::MailShared>>,
+    pub(crate) user_locks: crate::mail::UserLocks,
 }
 
 /// A key an actor is deciding or has decided, until its record is in the store.
@@ -161,6 +162,7 @@ impl Engine {
             directory: RwLock::new(HashMap::new()),
             keys_in_flight: Mutex::new(HashMap::new()),
             mail: config.mail.as_ref().map(crate::mail::Mailer::prepare),
+            user_locks: crate::mail::UserLocks::new(),
         });
         let started = Instant::now();
         let count = records.len();

@@ -9,6 +9,8 @@ mod idempotency;
 mod issuance;
 mod lifecycle;
 mod mail;
+mod mail_crash;
+mod mail_schedule;
 mod management;
 mod restart;
 mod smtp;

@@ -29,6 +29,7 @@ pub use firstcome_storage::ContactRecord;
 use firstcome_storage::{CampaignRecord, CouponRecord, FanOutRecord, MailCampaign, MailCoupon};
 pub use firstcome_storage::{MailJob, MailKind};
 use ractor::{Actor, ActorRef};
+pub(crate) use requests::UserLocks;
 pub use requests::{Contact, Page};
 
 use crate::engine::Shared;

@@ -59,6 +59,30 @@ impl Contact {
 /// A page and the cursor to continue after it, if more may follow.
 pub type Page<T> = (Vec<T>, Option<String>);
 
+/// Serialises the read-then-write requests of one user (delete a contact, subscribe,
+/// unsubscribe), so that of two identical requests at once exactly one is told it made
+/// the change. Striped by user: different users never wait for each other's commits
+/// (except on a shared stripe). Tokio mutexes: held across the commit's await.
+pub(crate) struct UserLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl UserLocks {
+    pub(crate) fn new() -> UserLocks {
+        UserLocks {
+            stripes: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    async fn lock(&self, user_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let h = BuildHasherDefault::<siphasher::sip::SipHasher13>::default().hash_one(user_id);
+        self.stripes[(h % self.stripes.len() as u64) as usize]
+            .lock()
+            .await
+    }
+}
+
 impl Engine {
     fn now_us(&self) -> i64 {
         self.shared.clock.now().as_microsecond()
@@ -99,6 +123,7 @@ impl Engine {
 
     /// Forgets a user's contact; mail already queued for them still goes out.
     pub async fn delete_contact(&self, user_id: &str) -> Result<(), EngineError> {
+        let _user = self.shared.user_locks.lock(user_id).await;
         self.contact(user_id)?;
         let mut writes = Writes::new();
         writes.remove_contact(user_id);
@@ -108,6 +133,7 @@ impl Engine {
 
     /// Subscribes a user to a store's new campaigns; `false` if they already were.
     pub async fn subscribe(&self, user_id: &str, store_id: &str) -> Result<bool, EngineError> {
+        let _user = self.shared.user_locks.lock(user_id).await;
         if self.shared.store.is_subscribed(user_id, store_id)? {
             return Ok(false);
         }
@@ -118,6 +144,7 @@ impl Engine {
     }
 
     pub async fn unsubscribe(&self, user_id: &str, store_id: &str) -> Result<(), EngineError> {
+        let _user = self.shared.user_locks.lock(user_id).await;
         if !self.shared.store.is_subscribed(user_id, store_id)? {
             return Err(EngineError::SubscriptionNotFound);
         }

@@ -97,7 +97,11 @@ mod tests {
     async fn every_security_mode_builds_a_transport() {
         // Builds the rustls configuration for STARTTLS and TLS (no connection is made):
         // a missing or ambiguous crypto provider would fail here, not at the first mail.
-        for security in [SmtpSecurity::None, SmtpSecurity::StartTls, SmtpSecurity::Tls] {
+        for security in [
+            SmtpSecurity::None,
+            SmtpSecurity::StartTls,
+            SmtpSecurity::Tls,
+        ] {
             let cfg = TransportConfig::Smtp(SmtpConfig {
                 host: "smtp.example.com".into(),
                 port: 587,
