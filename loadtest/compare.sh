@@ -33,23 +33,8 @@ trap cleanup EXIT
 export FIRSTCOME_ADMIN_KEY="compare-admin-$RANDOM$RANDOM"
 export FIRSTCOME_ISSUER_KEY="compare-issuer-$RANDOM$RANDOM"
 
-# A port nobody listens on (bash's /dev/tcp: a refused connect means free).
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 30000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-}
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    exit 1
-}
+# shellcheck source=loadtest/lib.sh
+source loadtest/lib.sh
 
 start_redis() { # name fsync -> sets REDIS_PORT
     local dir="$TMP/redis-$1" port

@@ -25,6 +25,8 @@ use super::worker::{MailContext, MailTask, MailWorker};
 use super::{MailConfig, MailError, MailShared, new_campaign_job};
 use crate::engine::Shared;
 
+/// The longest pause after the server could not be reached.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
 /// How many subscribers one fan-out round turns into jobs (one atomic batch).
 const FAN_OUT_ROUND: usize = 500;
 /// An attempt that has not reported back after this long is assumed lost (its worker
@@ -64,6 +66,10 @@ pub(crate) struct DispatcherState {
     /// as attempts end during one commit.
     recording: HashSet<String>,
     capacity: usize,
+    /// Set when the server could not be reached: nothing new is handed out before then.
+    /// Without it, a server that is down would see every due job tried at once, again
+    /// and again, each failure a durable write (thousands a second, measured).
+    paused_until: Option<Instant>,
 }
 
 impl MailDispatcher {
@@ -97,7 +103,7 @@ impl MailDispatcher {
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         let free = state.capacity.saturating_sub(state.in_flight.len());
-        if free == 0 {
+        if free == 0 || state.paused_until.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
         let now = self.shared.clock.now().as_microsecond();
@@ -269,6 +275,7 @@ impl Actor for MailDispatcher {
             factory,
             in_flight: HashMap::new(),
             recording: HashSet::new(),
+            paused_until: None,
             // Two per worker: one being sent, one ready to go.
             capacity: self.config.workers.max(1) * 2,
         })
@@ -316,6 +323,15 @@ impl Actor for MailDispatcher {
             DispatcherMsg::Attempted { job, result } => {
                 state.in_flight.remove(&job.id);
                 state.recording.insert(job.id.clone());
+                state.paused_until = match &result {
+                    Ok(()) => None,
+                    // The server is unreachable: wait one base delay before the next try
+                    // of anything (the poll timer resumes), however many jobs are due.
+                    Err(MailError::Send {
+                        unreachable: true, ..
+                    }) => Some(Instant::now() + self.config.retry_base.min(MAX_PAUSE)),
+                    Err(_) => state.paused_until,
+                };
                 self.record(&myself, *job, result)
                     .and_then(|()| self.fill(&myself, state))
             }

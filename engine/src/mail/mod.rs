@@ -47,7 +47,13 @@ pub enum MailError {
     Message(String),
     /// The transport failed; `permanent` when the server refused for good (5xx).
     #[error("sending: {detail}")]
-    Send { permanent: bool, detail: String },
+    Send {
+        permanent: bool,
+        /// The server was not reached or did not answer (refused, broken, timed out),
+        /// as opposed to a reply about this mail.
+        unreachable: bool,
+        detail: String,
+    },
     #[error("mail configuration: {0}")]
     Config(String),
 }
@@ -131,7 +137,7 @@ impl MailConfig {
             transport: TransportConfig::Files { dir },
             from: "firstcome <coupons@firstcome.invalid>".into(),
             message_id_domain: "firstcome.invalid".into(),
-            workers: 4,
+            workers: 8,
             retry_base: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(300),
             max_age: Duration::from_secs(24 * 3600),

@@ -46,6 +46,7 @@ impl MailTransport {
                     .map(|_| ())
                     .map_err(|e| MailError::Send {
                         permanent: false,
+                        unreachable: false,
                         detail: e.to_string(),
                     })
             }
@@ -58,10 +59,12 @@ impl MailTransport {
                     // 5xx: the server refused for good. Everything else (4xx, a refused
                     // or broken connection, a timeout, TLS) may pass later.
                     permanent: e.is_permanent(),
+                    unreachable: !e.is_response(),
                     detail: e.to_string(),
                 }),
                 Err(_) => Err(MailError::Send {
                     permanent: false,
+                    unreachable: true,
                     detail: format!("no answer within {deadline:?}"),
                 }),
             },
