@@ -26,7 +26,7 @@ use crate::EngineError;
 use crate::engine::{KeyClaim, Shared};
 use crate::ids::coupon_id;
 use crate::ledger::{Decision, Ledger};
-use crate::mail::{self, Contact};
+use crate::mail::{self, Contact, MailKind};
 use crate::model::{
     self, CampaignPatch, CampaignStats, CampaignView, Coupon, CouponChange,
     CouponStatus as Effective, IdempotencyKey, Idempotent, IssueOutcome, day_of,
@@ -365,16 +365,12 @@ impl CampaignActor {
         contact: Option<Contact>,
     ) -> Result<Result<IssueOutcome, EngineError>, ActorProcessingErr> {
         let now = self.shared.clock.now();
-        // The contact is set whatever the outcome: the user asked for it.
-        let contact = match (&self.shared.mail, contact) {
-            (_, Some(c)) => {
-                let record = c.record(now.as_microsecond());
-                effects.writes.put_contact(&user_id, &record)?;
-                Some(record)
-            }
-            (Some(_), None) => None, // looked up only if a coupon is issued
-            (None, None) => None,
-        };
+        // The contact is set whatever the outcome: the user asked for it. (Without one,
+        // the stored contact is looked up only if a coupon is issued.)
+        let contact = contact.map(|c| c.record(now.as_microsecond()));
+        if let Some(record) = &contact {
+            effects.writes.put_contact(&user_id, record)?;
+        }
         if let Err(reason) = model::window(&state.record, now) {
             return Ok(Ok(IssueOutcome::NotActive(reason)));
         }
@@ -417,7 +413,8 @@ impl CampaignActor {
                 None => self.shared.store.contact(&coupon.user_id)?,
             };
             if let Some(contact) = contact {
-                let job = mail::confirmation_job(rec, &coupon, &contact, issued_at);
+                let job =
+                    mail::coupon_job(MailKind::Confirmation, rec, &coupon, &contact, issued_at);
                 effects.writes.put_mail_job(&job)?;
                 effects.mail_jobs += 1;
             }
@@ -520,7 +517,8 @@ impl CampaignActor {
                 continue;
             }
             if let Some(contact) = self.shared.store.contact(&coupon.user_id)? {
-                let job = mail::reminder_job(&state.record, &coupon, &contact, now_us);
+                let job =
+                    mail::coupon_job(MailKind::Reminder, &state.record, &coupon, &contact, now_us);
                 effects.writes.put_mail_job(&job)?;
                 effects.mail_jobs += 1;
             }

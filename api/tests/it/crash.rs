@@ -13,14 +13,24 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{ADMIN_KEY, ISSUER_KEY, client, send, user_coupons};
 
-struct Process {
-    child: Child,
-    base: String,
+/// A running `firstcome serve`. `kill_on_drop`: a failing test leaves no process behind.
+pub struct Process {
+    pub child: Child,
+    pub base: String,
 }
 
 /// Starts `firstcome serve` on port 0 and waits for the line that names its address.
 async fn spawn_server(data_dir: &Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
+    spawn_configured(data_dir, None).await
+}
+
+/// [`spawn_server`] with a configuration file (settings the environment does not set).
+pub async fn spawn_configured(data_dir: &Path, config: Option<&Path>) -> Process {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_firstcome"));
+    if let Some(c) = config {
+        cmd.env("FIRSTCOME_CONFIG", c);
+    }
+    let mut child = cmd
         .arg("serve")
         .env("FIRSTCOME_DATA_DIR", data_dir)
         .env("FIRSTCOME_LISTEN", "127.0.0.1:0")
@@ -34,16 +44,20 @@ async fn spawn_server(data_dir: &Path) -> Process {
         .spawn()
         .expect("the firstcome binary starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("firstcome exited before listening");
-        if let Some(addr) = line.strip_prefix("firstcome listening on ") {
-            break addr.trim().to_string();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("firstcome exited before listening");
+            if let Some(addr) = line.strip_prefix("firstcome listening on ") {
+                break addr.trim().to_string();
+            }
         }
-    };
+    })
+    .await
+    .expect("firstcome listens in time");
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Process { child, base }
@@ -150,7 +164,7 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
     let attempted = attempted.lock().unwrap().clone();
     assert!(acked.len() >= KILL_AFTER_ACKS);
 
-    let mut p2 = spawn_server(dir.path()).await;
+    let p2 = spawn_server(dir.path()).await;
     let view = campaign(&http, &p2.base, &cid).await;
     let issued = view["issued"].as_u64().unwrap();
     assert!(
@@ -275,16 +289,24 @@ async fn kill_9_under_load_loses_no_acknowledged_coupon_and_oversells_nothing() 
     assert_eq!(issued + more, STOCK);
 
     // SIGTERM is a clean stop (exit 0) that keeps everything.
-    let pid = p2.child.id().unwrap().to_string();
+    terminate(p2).await;
+    let p3 = spawn_server(dir.path()).await;
+    let view = campaign(&http, &p3.base, &cid).await;
+    assert_eq!(view["issued"], STOCK);
+    assert_eq!(view["status"], "sold_out");
+}
+
+/// SIGTERM is a clean stop: exit 0, within 60 s.
+pub async fn terminate(mut p: Process) {
+    let pid = p.child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap();
     assert!(killed.success());
-    let exit = p2.child.wait().await.unwrap();
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(60), p.child.wait())
+        .await
+        .expect("firstcome stops in time after SIGTERM")
+        .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
-    let p3 = spawn_server(dir.path()).await;
-    let view = campaign(&http, &p3.base, &cid).await;
-    assert_eq!(view["issued"], STOCK);
-    assert_eq!(view["status"], "sold_out");
 }

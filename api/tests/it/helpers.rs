@@ -223,3 +223,23 @@ pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_c
         "{body}"
     );
 }
+
+/// Polls `probe` until it gives `Some`, or fails after 60 s. For state a server changes
+/// in the background (the outbox draining, dead letters appearing); each poll is a real
+/// request or read.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestServer, assert_problem, send, smtp_mail};
+use crate::helpers::{TestServer, assert_problem, eventually, send, smtp_mail};
 use crate::smtp::{Behaviour, SmtpServer, free_port};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -30,22 +30,6 @@ async fn put_contact(s: &TestServer, user: &str, email: &str, locale: Option<&st
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-}
-
-/// Polls `probe` until it gives `Some`, or fails after `WAIT`. For state the server
-/// changes in the background (the dead letters); each poll is a real request.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn dead_letters(s: &TestServer) -> Vec<Value> {

@@ -7,28 +7,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use crate::helpers::{ADMIN_KEY, ISSUER_KEY, client, send};
+use crate::crash::{spawn_configured, terminate};
+use crate::helpers::{ADMIN_KEY, ISSUER_KEY, client, eventually, send};
 use crate::smtp::{Behaviour, ReceivedMail, SmtpServer, free_port};
 
 /// Coupons issued, each with its user's address: as many confirmations.
 const N: usize = 300;
 /// The bound on every wait.
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A running `firstcome serve`. `kill_on_drop`: a failing test leaves no process behind.
-struct Process {
-    child: Child,
-    base: String,
-}
 
 /// The configuration file: everything but the mail comes from the environment.
 fn write_config(dir: &Path, smtp_port: u16) -> PathBuf {
@@ -52,73 +44,6 @@ pool_max = 8
     );
     std::fs::write(&path, toml).unwrap();
     path
-}
-
-/// Starts `firstcome serve` on port 0 with `config`, and waits for the line that names
-/// its address.
-async fn spawn_server(config: &Path, data_dir: &Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
-        .arg("serve")
-        .env("FIRSTCOME_CONFIG", config)
-        .env("FIRSTCOME_DATA_DIR", data_dir)
-        .env("FIRSTCOME_LISTEN", "127.0.0.1:0")
-        .env("FIRSTCOME_ADMIN_KEY", ADMIN_KEY)
-        .env("FIRSTCOME_ISSUER_KEY", ISSUER_KEY)
-        .env("FIRSTCOME_CACHE_CAPACITY_MB", "16")
-        .env("FIRSTCOME_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the firstcome binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(WAIT, async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("firstcome exited before listening");
-            if let Some(addr) = line.strip_prefix("firstcome listening on ") {
-                break addr.trim().to_string();
-            }
-        }
-    })
-    .await
-    .expect("firstcome listens in time");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Process { child, base }
-}
-
-/// SIGTERM is a clean stop: exit 0.
-async fn terminate(mut p: Process) {
-    let pid = p.child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let exit = tokio::time::timeout(WAIT, p.child.wait())
-        .await
-        .expect("firstcome stops in time after SIGTERM")
-        .unwrap();
-    assert!(exit.success(), "exit status {exit:?}");
-}
-
-/// Polls `probe` until it gives `Some`, or fails after `WAIT`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The value of the series `series` (name and labels, as rendered) in the process's
@@ -235,7 +160,7 @@ async fn kill_9_with_a_full_outbox_loses_no_mail() {
     let data = dir.path().join("data");
     let http = client();
 
-    let mut p1 = spawn_server(&config, &data).await;
+    let mut p1 = spawn_configured(&data, Some(&config)).await;
     let coupons = issue_all(&http, &p1.base).await;
     // The outbox is full (N jobs) and the mailer is busy retrying them.
     eventually("a full outbox, retried", || async {
@@ -257,7 +182,7 @@ async fn kill_9_with_a_full_outbox_loses_no_mail() {
     let killed_at = started.elapsed();
 
     let smtp = SmtpServer::start_on(port);
-    let p2 = spawn_server(&config, &data).await;
+    let p2 = spawn_configured(&data, Some(&config)).await;
     let restarted = Instant::now();
     smtp.wait_for(N, WAIT).await;
     let all_sent_in = restarted.elapsed();
@@ -273,7 +198,7 @@ async fn kill_9_with_a_full_outbox_loses_no_mail() {
     let stopped_in = stopping.elapsed();
 
     // Every "sent" mark is durable: a third run sends nothing again.
-    let p3 = spawn_server(&config, &data).await;
+    let p3 = spawn_configured(&data, Some(&config)).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // 25 poll intervals
     assert_eq!(outbox_depth(&http, &p3.base).await, Some(0.0));
     assert_eq!(smtp.received().len(), received.len(), "nothing sent again");
@@ -300,7 +225,7 @@ async fn kill_9_in_the_middle_of_sending_resends_with_the_same_message_id() {
     let data = dir.path().join("data");
     let http = client();
 
-    let mut p1 = spawn_server(&config, &data).await;
+    let mut p1 = spawn_configured(&data, Some(&config)).await;
     let coupons = issue_all(&http, &p1.base).await;
     eventually("three refused attempts per job on average", || async {
         (smtp.attempts() >= 3 * N).then_some(())
@@ -319,7 +244,7 @@ async fn kill_9_in_the_middle_of_sending_resends_with_the_same_message_id() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let before_restart = smtp.received().len();
 
-    let p2 = spawn_server(&config, &data).await;
+    let p2 = spawn_configured(&data, Some(&config)).await;
     let expected: HashSet<String> = coupons.iter().map(|(to, _)| to.clone()).collect();
     eventually(
         "a confirmation for every coupon, and an empty outbox",

@@ -22,7 +22,6 @@
 //! batch, and the empty outbox means it would have been delivered by then.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use firstcome_api::config::MailSettings;
 use firstcome_engine::ManualClock;
@@ -30,10 +29,9 @@ use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestServer, assert_problem, send, smtp_mail};
+use crate::helpers::{TestServer, assert_problem, eventually, send, smtp_mail};
 use crate::smtp::{ReceivedMail, SmtpServer};
 
-const WAIT: Duration = Duration::from_secs(30);
 const HOUR: i64 = 3_600;
 const DAY: i64 = 24 * HOUR;
 
@@ -65,21 +63,6 @@ async fn put_contact(s: &TestServer, user: &str, email: &str) {
 
 fn email_of(user: &str) -> String {
     format!("{user}@example.com")
-}
-
-/// Polls `probe` until it gives `Some`, or fails after `WAIT`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until every job written so far has left the outbox, and checks that none of

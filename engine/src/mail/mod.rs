@@ -176,7 +176,6 @@ impl MailShared {
 
 /// A running mailer.
 pub(crate) struct Mailer {
-    pub(crate) shared: Arc<MailShared>,
     dispatcher: ActorRef<DispatcherMsg>,
     /// Serialises dead-letter retries (see `Engine::retry_dead_letter`).
     pub(crate) retry_lock: tokio::sync::Mutex<()>,
@@ -222,7 +221,6 @@ impl Mailer {
         .map_err(|e| crate::EngineError::Actor(e.to_string()))?;
         let _ = mail.dispatcher.set(dispatcher.clone());
         Ok(Mailer {
-            shared: mail,
             dispatcher,
             retry_lock: tokio::sync::Mutex::new(()),
         })
@@ -287,8 +285,10 @@ fn mail_coupon(c: &CouponRecord) -> MailCoupon {
     }
 }
 
-/// The confirmation of an issued coupon.
-pub(crate) fn confirmation_job(
+/// The mail about one coupon: its confirmation (`MailKind::Confirmation`) or the reminder
+/// that it expires soon (`MailKind::Reminder`). The id is `<kind>.<coupon id>`.
+pub(crate) fn coupon_job(
+    kind: MailKind,
     campaign: &CampaignRecord,
     coupon: &CouponRecord,
     contact: &ContactRecord,
@@ -296,27 +296,8 @@ pub(crate) fn confirmation_job(
 ) -> MailJob {
     let c = mail_coupon(coupon);
     job(
-        format!("confirmation.{}", c.id),
-        MailKind::Confirmation,
-        &coupon.user_id,
-        contact,
-        MailCampaign::of(campaign),
-        Some(c),
-        now,
-    )
-}
-
-/// The reminder that an issued coupon expires soon.
-pub(crate) fn reminder_job(
-    campaign: &CampaignRecord,
-    coupon: &CouponRecord,
-    contact: &ContactRecord,
-    now: i64,
-) -> MailJob {
-    let c = mail_coupon(coupon);
-    job(
-        format!("reminder.{}", c.id),
-        MailKind::Reminder,
+        format!("{}.{}", kind.as_str(), c.id),
+        kind,
         &coupon.user_id,
         contact,
         MailCampaign::of(campaign),

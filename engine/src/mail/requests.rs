@@ -205,7 +205,9 @@ impl Engine {
         writes.remove_dead_letter(job_id);
         writes.put_mail_job(&job)?;
         commit(&self.shared.committer, writes).await?;
-        mailer.shared.committed(1);
+        if let Some(mail) = &self.shared.mail {
+            mail.committed(1);
+        }
         Ok(job)
     }
 
