@@ -163,3 +163,23 @@ pub(crate) fn split_user_coupon_tail(tail: &[u8]) -> Option<(&str, u64)> {
     let cid = std::str::from_utf8(cid).ok()?;
     Some((cid, u64::from_be_bytes(seq.try_into().ok()?)))
 }
+
+/// The smallest key after `key`: where a scan resumes after a cursor, or the exclusive
+/// end that makes a scan include `key` itself.
+pub(crate) fn after(mut key: Vec<u8>) -> Vec<u8> {
+    key.push(0);
+    key
+}
+
+/// The smallest key after every key that starts with `prefix`, or `None` if there is
+/// none (the prefix is empty or all 0xFF), which is how sled's `scan_prefix` bounds it.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
