@@ -52,7 +52,7 @@ pub async fn list(
     }
     let (views, next_cursor) = state.engine.campaigns(q.cursor.as_deref(), limit).await?;
     Ok(Json(CampaignPage {
-        campaigns: views.into_iter().map(CampaignJson::from).collect(),
+        items: views.into_iter().map(CampaignJson::from).collect(),
         next_cursor,
     }))
 }

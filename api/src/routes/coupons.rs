@@ -113,7 +113,7 @@ pub async fn of_user(
         None
     };
     Ok(Json(CouponPage {
-        coupons: coupons.into_iter().map(CouponJson::from).collect(),
+        items: coupons.into_iter().map(CouponJson::from).collect(),
         next_cursor,
     }))
 }

@@ -97,7 +97,7 @@ pub async fn subscriptions(
         .subscriptions(&user_id, page.cursor.as_deref(), limit)
         .await?;
     Ok(Json(SubscriptionPage {
-        subscriptions: stores
+        items: stores
             .into_iter()
             .map(|store_id| SubscriptionJson {
                 user_id: user_id.clone(),
@@ -121,7 +121,7 @@ pub async fn dead_letters(
         .dead_letters(page.cursor.as_deref(), limit)
         .await?;
     Ok(Json(DeadLetterPage {
-        dead_letters: jobs.into_iter().map(MailJobJson::from).collect(),
+        items: jobs.into_iter().map(MailJobJson::from).collect(),
         next_cursor,
     }))
 }
