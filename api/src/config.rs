@@ -18,9 +18,10 @@ pub struct Config {
     pub cache_capacity_mb: u64,
     /// Request bodies larger than this get 413.
     pub max_body_bytes: usize,
-    /// Issue requests admitted at once; beyond this the API answers 503 `overloaded`.
+    /// Requests bound for an actor admitted at once (issue, redeem, cancel, reads and
+    /// changes of campaigns, creation); beyond this the API answers 503 `overloaded`.
     /// This is what bounds memory: ractor mailboxes are unbounded.
-    pub max_inflight_issues: usize,
+    pub max_inflight_requests: usize,
     /// At most this many requests per group commit.
     pub max_commit_batch: usize,
     pub admin_key: Option<String>,
@@ -178,7 +179,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             cache_capacity_mb: 128,
             max_body_bytes: 16 * 1024,
-            max_inflight_issues: 10_000,
+            max_inflight_requests: firstcome_engine::DEFAULT_MAX_IN_FLIGHT,
             max_commit_batch: 8192,
             admin_key: None,
             issuer_key: None,
@@ -197,7 +198,10 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub cache_capacity_mb: Option<u64>,
     pub max_body_bytes: Option<usize>,
-    pub max_inflight_issues: Option<usize>,
+    /// `max_inflight_issues` is its name before it bounded every actor-bound request;
+    /// files that use it keep working.
+    #[serde(alias = "max_inflight_issues")]
+    pub max_inflight_requests: Option<usize>,
     pub max_commit_batch: Option<usize>,
     pub admin_key: Option<String>,
     pub issuer_key: Option<String>,
@@ -249,10 +253,10 @@ impl Config {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(d.max_body_bytes),
-            max_inflight_issues: overrides
-                .max_inflight_issues
-                .or(file.max_inflight_issues)
-                .unwrap_or(d.max_inflight_issues),
+            max_inflight_requests: overrides
+                .max_inflight_requests
+                .or(file.max_inflight_requests)
+                .unwrap_or(d.max_inflight_requests),
             max_commit_batch: overrides
                 .max_commit_batch
                 .or(file.max_commit_batch)
@@ -277,8 +281,8 @@ impl Config {
         if self.max_body_bytes < 256 {
             return bad("max_body_bytes must be at least 256");
         }
-        if self.max_inflight_issues == 0 || self.max_commit_batch == 0 {
-            return bad("max_inflight_issues and max_commit_batch must be positive");
+        if self.max_inflight_requests == 0 || self.max_commit_batch == 0 {
+            return bad("max_inflight_requests and max_commit_batch must be positive");
         }
         for (name, key) in [
             ("admin_key", &self.admin_key),

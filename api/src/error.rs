@@ -62,7 +62,7 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("the request body must be JSON with `Content-Type: application/json`")]
     UnsupportedMediaType,
-    #[error("too many issue requests in flight; retry shortly")]
+    #[error("too many requests in flight; retry shortly")]
     Overloaded,
     #[error("temporarily unavailable; retry shortly")]
     Unavailable,
@@ -186,14 +186,11 @@ impl From<EngineError> for ApiError {
             EngineError::SubscriptionNotFound => ApiError::SubscriptionNotFound,
             EngineError::DeadLetterNotFound => ApiError::DeadLetterNotFound,
             EngineError::MailDisabled => ApiError::MailDisabled,
-            EngineError::Unavailable(what) => {
-                tracing::warn!(%what, "unavailable");
-                ApiError::Unavailable
-            }
+            EngineError::Overloaded => ApiError::Overloaded,
+            // The actor's failure is logged where it happened (the supervisor).
+            EngineError::Unavailable(_) => ApiError::Unavailable,
             // Shutting down: retry against the next instance or after the restart.
-            EngineError::Storage(firstcome_storage::StorageError::CommitterStopped) => {
-                ApiError::Unavailable
-            }
+            EngineError::ShuttingDown => ApiError::Unavailable,
             // I/O failure (the store is now fail-stop), a corrupt record: an operator
             // has to act, so no Retry-After invitation.
             e @ EngineError::Storage(_) => ApiError::Internal(e.to_string()),

@@ -97,10 +97,13 @@ pub fn with_key<T>(
     })
 }
 
-/// The HTTP response for an answer, fresh or replayed.
+/// The HTTP response for an answer, fresh or replayed. A request without a key is
+/// rendered here; one with a key was rendered when it was decided.
 pub fn respond<T>(answer: Idempotent<T>, render: fn(&T) -> StoredResponse) -> Response {
     let (stored, replayed) = match answer {
         Idempotent::Fresh(v) => (render(&v), false),
+        // Rendered once, by the decision that kept it for the key.
+        Idempotent::Recorded { response, .. } => (response, false),
         Idempotent::Replay(s) => (s, true),
         Idempotent::KeyReused => return ApiError::IdempotencyKeyReused.into_response(),
     };

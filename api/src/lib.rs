@@ -1,8 +1,8 @@
 //! # firstcome-api
 //!
 //! Owns the HTTP face of firstcome: the axum router ([`router`]), authentication,
-//! the mapping of engine outcomes to status codes and problem bodies, admission
-//! control, the Prometheus endpoint, configuration, and [`Server`], which wires a data
+//! the mapping of engine outcomes to status codes and problem bodies, the Prometheus
+//! endpoint, configuration, and [`Server`], which wires a data
 //! dir, an [`Engine`] and a listener together and shuts them down in order.
 
 pub mod auth;
@@ -21,10 +21,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use firstcome_engine::{Clock, Engine, EngineConfig, EngineError, Store, StoreConfig, SystemClock};
-use firstcome_storage::CommitterConfig;
+use firstcome_engine::{
+    Clock, CommitterConfig, Engine, EngineConfig, EngineError, StoreConfig, SystemClock,
+};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use auth::ApiKeys;
@@ -36,7 +37,6 @@ pub use error::ApiError;
 pub struct AppState {
     pub engine: Engine,
     pub keys: Arc<ApiKeys>,
-    pub issue_permits: Arc<Semaphore>,
     pub metrics: PrometheusHandle,
     pub shutting_down: Arc<AtomicBool>,
 }
@@ -110,7 +110,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("opening the store: {0}")]
-    Store(#[from] firstcome_storage::StorageError),
+    Store(EngineError),
     #[error("starting the engine: {0}")]
     Engine(#[from] EngineError),
     #[error("listening on {addr}: {source}")]
@@ -156,9 +156,9 @@ impl Server {
             path: Some(config.data_dir.join("store")),
             cache_capacity: config.cache_capacity_mb * 1024 * 1024,
         };
-        let store = tokio::task::spawn_blocking(move || Store::open(&store_cfg))
+        let store = firstcome_engine::open_store(store_cfg)
             .await
-            .expect("store open task")?;
+            .map_err(ServeError::Store)?;
         // Before the engine starts, so that recovery's metrics are recorded.
         let metrics = metrics::install();
         let engine = Engine::start(
@@ -170,6 +170,7 @@ impl Server {
                     durable: true,
                 },
                 mail: config.mail.engine_config(&config.data_dir)?,
+                max_in_flight: config.max_inflight_requests,
             },
         )
         .await?;
@@ -190,7 +191,6 @@ impl Server {
         let state = AppState {
             engine: engine.clone(),
             keys: Arc::new(keys.clone()),
-            issue_permits: Arc::new(Semaphore::new(config.max_inflight_issues)),
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         };

@@ -41,9 +41,10 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes; larger gets 413. [default: 16384]
     #[arg(long, env = "FIRSTCOME_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
-    /// Issue requests in flight at once; beyond it, 503 `overloaded`. [default: 10000]
-    #[arg(long, env = "FIRSTCOME_MAX_INFLIGHT_ISSUES")]
-    max_inflight_issues: Option<usize>,
+    /// Requests bound for an actor in flight at once; beyond it, 503 `overloaded`.
+    /// [default: 10000]
+    #[arg(long, env = "FIRSTCOME_MAX_INFLIGHT_REQUESTS")]
+    max_inflight_requests: Option<usize>,
     /// Most requests in one group commit. [default: 8192]
     #[arg(long, env = "FIRSTCOME_MAX_COMMIT_BATCH")]
     max_commit_batch: Option<usize>,
@@ -102,7 +103,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         listen: args.listen,
         cache_capacity_mb: args.cache_capacity_mb,
         max_body_bytes: args.max_body_bytes,
-        max_inflight_issues: args.max_inflight_issues,
+        max_inflight_requests: args.max_inflight_requests,
         max_commit_batch: args.max_commit_batch,
         admin_key: args.admin_key,
         issuer_key: args.issuer_key,

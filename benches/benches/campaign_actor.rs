@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use firstcome_engine::{
-    CouponValidity, Engine, EngineConfig, IssueOutcome, NewCampaign, Store, StoreConfig,
-    SystemClock,
+    CouponValidity, Engine, EngineConfig, Idempotent, IssueOutcome, IssueRequest, NewCampaign,
+    Store, StoreConfig, SystemClock,
 };
 
 const CONCURRENCY: [u64; 2] = [1, 64];
@@ -41,8 +41,8 @@ async fn issue_rounds(
             tokio::spawn(async move {
                 for _ in 0..rounds {
                     let user = format!("user-{}", next_user.fetch_add(1, Ordering::Relaxed));
-                    match engine.issue(&campaign, &user).await {
-                        Ok(IssueOutcome::Issued(_)) => {}
+                    match engine.issue(IssueRequest::new(&*campaign, &user)).await {
+                        Ok(Idempotent::Fresh(IssueOutcome::Issued(_))) => {}
                         other => panic!("expected a coupon for {user}, got {other:?}"),
                     }
                 }

@@ -55,8 +55,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use firstcome_engine::{
-    CommitterConfig, CouponValidity, Engine, EngineConfig, IssueOutcome, NewCampaign, Store,
-    StoreConfig, SystemClock,
+    CommitterConfig, CouponValidity, Engine, EngineConfig, Idempotent, IssueOutcome, IssueRequest,
+    NewCampaign, Store, StoreConfig, SystemClock,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::runtime::Runtime;
@@ -405,13 +405,16 @@ impl Backend {
 
     async fn issue(&self, campaign: &str, user: &str) -> Outcome {
         match self {
-            Backend::Engine(engine) => match engine.issue(campaign, user).await {
-                Ok(IssueOutcome::Issued(_)) => Outcome::Issued,
-                Ok(IssueOutcome::AlreadyIssued { .. }) => Outcome::Already,
-                Ok(IssueOutcome::SoldOut) => Outcome::SoldOut,
-                Ok(IssueOutcome::NotActive(_)) => Outcome::NotActive,
-                Err(e) => panic!("engine issue to {user}: {e}"),
-            },
+            Backend::Engine(engine) => {
+                match engine.issue(IssueRequest::new(campaign, user)).await {
+                    Ok(Idempotent::Fresh(IssueOutcome::Issued(_))) => Outcome::Issued,
+                    Ok(Idempotent::Fresh(IssueOutcome::AlreadyIssued { .. })) => Outcome::Already,
+                    Ok(Idempotent::Fresh(IssueOutcome::SoldOut)) => Outcome::SoldOut,
+                    Ok(Idempotent::Fresh(IssueOutcome::NotActive(_))) => Outcome::NotActive,
+                    Ok(other) => panic!("engine issue to {user} without a key: {other:?}"),
+                    Err(e) => panic!("engine issue to {user}: {e}"),
+                }
+            }
             Backend::Mutex(store) => store.issue(campaign, user, now_ms()),
             Backend::Redis(store) => store.issue(campaign, user, now_ms()).await,
         }
@@ -769,6 +772,7 @@ fn main() {
                     ..CommitterConfig::default()
                 },
                 mail: None,
+                ..EngineConfig::default()
             },
         ))
         .expect("starting the engine without fsync");

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use firstcome_engine::{
-    CouponValidity, Engine, EngineConfig, IssueOutcome, ManualClock, NewCampaign, Store,
-    StoreConfig,
+    CouponValidity, Engine, EngineConfig, Idempotent, IssueOutcome, IssueRequest, ManualClock,
+    NewCampaign, Store, StoreConfig,
 };
 
 type Error = Box<dyn std::error::Error>;
@@ -65,8 +65,11 @@ async fn main() -> Result<(), Error> {
                     if i >= count {
                         return Ok::<(), String>(());
                     }
-                    match engine.issue(&id, &format!("user-{i:09}")).await {
-                        Ok(IssueOutcome::Issued(_)) => {}
+                    match engine
+                        .issue(IssueRequest::new(&*id, format!("user-{i:09}")))
+                        .await
+                    {
+                        Ok(Idempotent::Fresh(IssueOutcome::Issued(_))) => {}
                         other => return Err(format!("{other:?}")),
                     }
                 }

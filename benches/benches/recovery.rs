@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use firstcome_engine::{
-    CouponValidity, Engine, EngineConfig, IssueOutcome, Ledger, NewCampaign, Store, StoreConfig,
-    SystemClock,
+    CouponValidity, Engine, EngineConfig, Idempotent, IssueOutcome, IssueRequest, Ledger,
+    NewCampaign, Store, StoreConfig, SystemClock,
 };
 
 const BUDGET: Duration = Duration::from_secs(1);
@@ -90,8 +90,8 @@ async fn issue_all(engine: &Engine, campaign: &Arc<str>, count: u64) -> Result<(
                     if i >= count {
                         return Ok(());
                     }
-                    match engine.issue(&campaign, &user(i)).await {
-                        Ok(IssueOutcome::Issued(_)) => {}
+                    match engine.issue(IssueRequest::new(&*campaign, user(i))).await {
+                        Ok(Idempotent::Fresh(IssueOutcome::Issued(_))) => {}
                         other => return Err(format!("issuing to {}: {other:?}", user(i))),
                     }
                 }
@@ -171,12 +171,18 @@ async fn main() -> Result<(), Error> {
     if view.issued != count {
         return Err(format!("recovered issued = {}, expected {count}", view.issued).into());
     }
-    match engine.issue(&campaign, &user(count / 2)).await? {
-        IssueOutcome::AlreadyIssued { .. } => {}
+    match engine
+        .issue(IssueRequest::new(&*campaign, user(count / 2)))
+        .await?
+    {
+        Idempotent::Fresh(IssueOutcome::AlreadyIssued { .. }) => {}
         other => return Err(format!("a holder asking again got {other:?}").into()),
     }
-    match engine.issue(&campaign, "someone-new").await? {
-        IssueOutcome::SoldOut => {}
+    match engine
+        .issue(IssueRequest::new(&*campaign, "someone-new"))
+        .await?
+    {
+        Idempotent::Fresh(IssueOutcome::SoldOut) => {}
         other => return Err(format!("a new user got {other:?}").into()),
     }
     println!("checks:   issued = {count}, a holder gets AlreadyIssued, a new user gets SoldOut");

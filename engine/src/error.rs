@@ -26,14 +26,32 @@ pub enum EngineError {
     /// The request needs the mailer, and mail is off in this server's configuration.
     #[error("mail is not enabled")]
     MailDisabled,
-    /// The campaign's actor is not running (it failed and could not be restarted, or
-    /// the engine is shutting down). Retrying later may succeed.
+    /// The in-flight cap is reached: the request was refused before any work was done.
+    #[error("too many requests in flight")]
+    Overloaded,
+    /// The campaign's actor is not running (it failed and could not be restarted).
+    /// Retrying later may succeed.
     #[error("campaign {0} is unavailable")]
     Unavailable(String),
+    /// The engine is stopping (its committer has stopped): retry against the next
+    /// instance or after the restart.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
     #[error("mail: {0}")]
     Mail(#[from] crate::mail::MailError),
+    /// The store failed (it is now fail-stop) or holds a damaged record: an operator
+    /// has to act.
     #[error("storage: {0}")]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
     #[error("actor system: {0}")]
     Actor(String),
+}
+
+impl From<StorageError> for EngineError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::CommitterStopped => EngineError::ShuttingDown,
+            e => EngineError::Storage(e),
+        }
+    }
 }

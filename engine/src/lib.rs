@@ -1,41 +1,48 @@
 //! # firstcome-engine
 //!
 //! Owns the business of first-come-first-served issuance: campaigns, their rules, and
-//! the actors that apply them.
+//! the actors that apply them. It knows nothing of HTTP. Time comes from an injected
+//! [`Clock`].
 //!
-//! - [`CampaignActor`]: one per campaign, the only place that campaign's state changes
-//!   (in mailbox order, without locks). It decides in memory against its [`Ledger`] and
-//!   hands the writes and the reply to the storage layer's group-commit writer.
-//! - [`CampaignSupervisor`]: creates campaign actors and restarts a failed one alone.
+//! Layers, each importing only those below it:
+//! - model: [`model`](NewCampaign) types, ids, coupon codes, the [`Ledger`] rules, the
+//!   typed requests, [`EngineError`];
+//! - `context`: the store, the committer, the clock and the code key every actor uses;
+//! - `idempotency` (key claims, pruning) and `admission` (the in-flight cap);
+//! - `mail`: the outbox dispatcher and its workers; `campaign`: one actor per campaign,
+//!   the only place that campaign's state changes (in mailbox order, without locks);
+//! - `directory` and `supervisor`: which actor owns which campaign, and restarting a
+//!   failed one alone;
 //! - [`Engine`]: the facade the API, benches and tests use.
-//!
-//! It knows nothing of HTTP. Time comes from an injected [`Clock`].
 
+mod admission;
 mod campaign;
 mod clock;
 mod codes;
+mod context;
+mod directory;
 mod engine;
 mod error;
+mod idempotency;
 mod ids;
 mod ledger;
 pub mod mail;
 mod model;
+mod request;
 mod supervisor;
 
-pub use campaign::{CampaignActor, CampaignMsg, CouponUse};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{CouponCodes, is_well_formed as is_well_formed_code};
-pub use engine::{CouponFilter, Engine, EngineConfig};
+pub use engine::{CouponFilter, DEFAULT_MAX_IN_FLIGHT, Engine, EngineConfig, open_store};
 pub use error::EngineError;
-pub use firstcome_storage::DayStats;
 pub use firstcome_storage::{
-    CommitStats, CommitterConfig, Discount, DiscountKind, Store, StoreConfig,
+    CommitStats, CommitterConfig, DayStats, Discount, DiscountKind, Store, StoreConfig, Validity,
 };
 pub use ids::{is_campaign_id, parse_coupon_id};
 pub use ledger::{Decision, Ledger};
 pub use model::{
     CampaignPatch, CampaignStats, CampaignStatus, CampaignView, Coupon, CouponChange, CouponStatus,
     CouponValidity, IdempotencyKey, Idempotent, IssueOutcome, MAX_TOTAL_STOCK, NewCampaign,
-    NotActiveReason, StoredResponse,
+    NotActiveReason, Page, StoredResponse,
 };
-pub use supervisor::{CampaignSupervisor, SupervisorMsg};
+pub use request::{CouponAction, CouponUse, IssueRequest};

@@ -408,13 +408,30 @@ pub struct StoredResponse {
 /// The answer to a request that may carry an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Idempotent<T> {
-    /// Decided now.
+    /// Decided now, for a request without a key.
     Fresh(T),
+    /// Decided now, for a request with a key: the value, and the response kept for the
+    /// key. It was rendered once, when the decision was made; answer with it as it is,
+    /// so that the first answer and every replay are the same bytes.
+    Recorded { value: T, response: StoredResponse },
     /// A retry: the first response, as it was.
     Replay(StoredResponse),
     /// The key was used before for a different request.
     KeyReused,
 }
+
+impl<T> Idempotent<T> {
+    /// The value decided now (`Fresh` or `Recorded`); `None` for a replay or a reused key.
+    pub fn decided(self) -> Option<T> {
+        match self {
+            Idempotent::Fresh(v) | Idempotent::Recorded { value: v, .. } => Some(v),
+            Idempotent::Replay(_) | Idempotent::KeyReused => None,
+        }
+    }
+}
+
+/// A page and the cursor to continue after it, if more may follow.
+pub type Page<T> = (Vec<T>, Option<String>);
 
 /// The answer to an issue request. Every variant is final and reflects durable state.
 #[derive(Debug, Clone, PartialEq, Eq)]

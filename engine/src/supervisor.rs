@@ -11,28 +11,28 @@ use std::sync::Arc;
 use firstcome_storage::{CampaignRecord, Writes};
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::campaign::{CampaignActor, Reply};
-use crate::engine::{Shared, commit};
+use crate::admission::Reply;
+use crate::campaign::{CampaignActor, Start};
+use crate::directory::Directory;
+use crate::idempotency::{self, PRUNE_EVERY};
 use crate::model::{CampaignStatus, CampaignView, NewCampaign};
 use crate::{EngineError, ids};
 
 const NEXT_ORDINAL: &str = "next_ordinal";
 
-pub enum SupervisorMsg {
+pub(crate) enum SupervisorMsg {
     Create(Box<NewCampaign>, Reply<CampaignView>),
-    /// Forget idempotency records older than [`IDEMPOTENCY_TTL`] (timer).
+    /// Forget old idempotency records (timer).
     PruneIdempotency,
 }
 
-/// How long a response is kept for its idempotency key (at least).
-pub const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-pub struct CampaignSupervisor {
-    pub(crate) shared: Arc<Shared>,
+pub(crate) struct CampaignSupervisor {
+    /// What every campaign actor it starts is made of.
+    pub(crate) campaign: CampaignActor,
+    pub(crate) directory: Arc<Directory>,
 }
 
-pub struct SupervisorState {
+pub(crate) struct SupervisorState {
     campaign_of: HashMap<ActorId, String>,
     next_ordinal: u64,
 }
@@ -42,20 +42,15 @@ impl CampaignSupervisor {
         &self,
         myself: &ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
-        record: CampaignRecord,
+        start: Start,
     ) -> Result<(), ActorProcessingErr> {
-        let id = record.id.clone();
-        let (actor, _) = Actor::spawn_linked(
-            None,
-            CampaignActor {
-                shared: self.shared.clone(),
-            },
-            record,
-            myself.get_cell(),
-        )
-        .await?;
+        let id = match &start {
+            Start::New(r) | Start::Recover(r) => r.id.clone(),
+        };
+        let (actor, _) =
+            Actor::spawn_linked(None, self.campaign.clone(), start, myself.get_cell()).await?;
         state.campaign_of.insert(actor.get_id(), id.clone());
-        self.shared.register(id, actor);
+        self.directory.register(id, actor);
         Ok(())
     }
 
@@ -65,7 +60,7 @@ impl CampaignSupervisor {
         state: &mut SupervisorState,
         spec: NewCampaign,
     ) -> Result<CampaignView, EngineError> {
-        let now = self.shared.clock.now();
+        let now = self.campaign.ctx.clock.now();
         spec.validate(now)?;
         let ordinal = state.next_ordinal;
         if ordinal >= 1 << 32 {
@@ -77,14 +72,14 @@ impl CampaignSupervisor {
         let mut writes = Writes::new();
         writes.put_campaign(&record)?;
         writes.put_meta(NEXT_ORDINAL, &(ordinal + 1).to_be_bytes());
-        commit(&self.shared.committer, writes).await?;
+        self.campaign.ctx.commit(writes).await?;
         state.next_ordinal += 1;
         let view = CampaignView {
             status: crate::model::status(&record, 0, now),
             issued: 0,
             record: record.clone(),
         };
-        self.spawn_campaign(myself, state, record)
+        self.spawn_campaign(myself, state, Start::New(record))
             .await
             .map_err(|e| EngineError::Actor(e.to_string()))?;
         metrics::gauge!("firstcome_campaigns").set(state.campaign_of.len() as f64);
@@ -105,7 +100,8 @@ impl Actor for CampaignSupervisor {
         records: Vec<CampaignRecord>,
     ) -> Result<Self::State, ActorProcessingErr> {
         let stored = self
-            .shared
+            .campaign
+            .ctx
             .store
             .meta(NEXT_ORDINAL)?
             .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
@@ -116,7 +112,8 @@ impl Actor for CampaignSupervisor {
             next_ordinal: stored.max(past_max),
         };
         for record in records {
-            self.spawn_campaign(&myself, &mut state, record).await?;
+            self.spawn_campaign(&myself, &mut state, Start::Recover(record))
+                .await?;
         }
         metrics::gauge!("firstcome_campaigns").set(state.campaign_of.len() as f64);
         Ok(state)
@@ -140,11 +137,11 @@ impl Actor for CampaignSupervisor {
         match message {
             SupervisorMsg::Create(spec, reply) => {
                 let result = self.create(&myself, state, *spec).await;
-                let _ = reply.send(result);
+                reply.send(result);
             }
             SupervisorMsg::PruneIdempotency => {
                 // A timer: the outcome is logged inside.
-                let _ = crate::engine::prune_idempotency(&self.shared).await;
+                let _ = idempotency::prune(&self.campaign.ctx).await;
             }
         }
         Ok(())
@@ -188,11 +185,11 @@ impl CampaignSupervisor {
         tracing::error!(campaign = %id, %error, "campaign actor failed; restarting it from the store");
         // The failed actor's last decisions (a PATCH, a close) may still be queued in the
         // committer: let them be applied before the record is read back.
-        if let Err(e) = commit(&self.shared.committer, Writes::new()).await {
+        if let Err(e) = self.campaign.ctx.commit(Writes::new()).await {
             tracing::error!(campaign = %id, error = %e, "cannot restart: the store failed");
             return;
         }
-        let record = match self.shared.store.campaign(&id) {
+        let record = match self.campaign.ctx.store.campaign(&id) {
             Ok(Some(r)) => r,
             other => {
                 // The dead actor stays registered: requests get "unavailable", never
@@ -201,7 +198,10 @@ impl CampaignSupervisor {
                 return;
             }
         };
-        if let Err(e) = self.spawn_campaign(myself, state, record).await {
+        if let Err(e) = self
+            .spawn_campaign(myself, state, Start::Recover(record))
+            .await
+        {
             tracing::error!(campaign = %id, error = %e, "restart failed; the campaign stays unavailable");
         }
     }

@@ -3,9 +3,8 @@
 use firstcome_engine::mail::Contact;
 use firstcome_engine::{
     CampaignPatch, CampaignStats, CampaignView, CouponValidity, DayStats, Discount, DiscountKind,
-    NewCampaign,
+    NewCampaign, Validity,
 };
-use firstcome_storage::Validity;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -168,14 +167,14 @@ impl From<UpdateCampaign> for CampaignPatch {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IssueRequest {
+pub struct IssueBody {
     pub user_id: String,
     /// Sets the user's contact (with `locale`) in the same batch as the decision.
     pub email: Option<String>,
     pub locale: Option<String>,
 }
 
-impl IssueRequest {
+impl IssueBody {
     pub fn contact(&self) -> Result<Option<Contact>, ApiError> {
         match (&self.email, &self.locale) {
             (Some(e), l) => Ok(Some(Contact::new(e, l.as_deref())?)),

@@ -10,7 +10,7 @@ mod page;
 
 pub use campaigns::{
     CampaignJson, CampaignPage, CreateCampaign, DayCounts, DayJson, DiscountJson, DiscountKindJson,
-    IssueRequest, IssuedJson, StatsJson, UpdateCampaign,
+    IssueBody, IssuedJson, StatsJson, UpdateCampaign,
 };
 pub use coupons::{CouponJson, CouponPage, CouponUseRequest, UserCouponsQuery};
 pub use mail::{

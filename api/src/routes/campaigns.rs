@@ -6,12 +6,12 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use firstcome_engine::{CampaignPatch, NewCampaign, is_campaign_id};
+use firstcome_engine::{CampaignPatch, IssueRequest, NewCampaign, is_campaign_id};
 
 use crate::AppState;
 use crate::auth::{Admin, Issuer};
 use crate::dto::{
-    CampaignJson, CampaignPage, CreateCampaign, IssueRequest, PageQuery, StatsJson, UpdateCampaign,
+    CampaignJson, CampaignPage, CreateCampaign, IssueBody, PageQuery, StatsJson, UpdateCampaign,
     validate_user_id,
 };
 use crate::error::{ApiError, ApiPath};
@@ -62,7 +62,7 @@ pub async fn issue(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    body: Result<Json<IssueRequest>, JsonRejection>,
+    body: Result<Json<IssueBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     validate_user_id(&req.user_id)?;
@@ -78,31 +78,16 @@ pub async fn issue(
         }
         None => idempotency::fingerprint(&["issue", &id, &req.user_id]),
     };
-    let idem = idempotency::with_key(key, fingerprint, idempotency::render_issue);
-    // Admission control: the permit bounds how many issue requests (and so how many
-    // actor messages and pending commits) exist at once. Without it, an overload would
-    // grow the unbounded actor mailboxes until memory ran out.
-    let permit = state
-        .issue_permits
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            metrics::counter!("firstcome_issue_total", "outcome" => "overloaded").increment(1);
-            ApiError::Overloaded
-        })?;
-    // The permit travels with the request into its own task: if the client goes away,
-    // hyper drops this handler, but the message already sits in the actor's mailbox and
-    // its commit is queued; the permit must stay taken until they are done, or clients
-    // that time out and retry could grow the mailboxes past the cap.
-    let engine = state.engine.clone();
-    let answer = tokio::spawn(async move {
-        let _permit = permit;
-        engine
-            .issue_with_contact(&id, &req.user_id, contact, idem)
-            .await
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let request = IssueRequest {
+        campaign_id: id,
+        user_id: req.user_id,
+        contact,
+        idempotency: idempotency::with_key(key, fingerprint, idempotency::render_issue),
+    };
+    // Admission is the engine's: beyond its cap this is `Overloaded`, before any work. A
+    // client that goes away drops this future, but not the request's permit, which rides
+    // in the actor message until its reply.
+    let answer = state.engine.issue(request).await?;
     Ok(idempotency::respond(answer, idempotency::render_issue))
 }
 

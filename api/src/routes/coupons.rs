@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use firstcome_engine::{CouponFilter, is_campaign_id, parse_coupon_id};
+use firstcome_engine::{CouponAction, CouponFilter, CouponUse, is_campaign_id, parse_coupon_id};
 
 use crate::AppState;
 use crate::auth::Issuer;
@@ -21,7 +21,7 @@ pub async fn redeem(
     headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    use_coupon(issuer, state, id, headers, body, true).await
+    use_coupon(issuer, state, id, headers, body, CouponAction::Redeem).await
 }
 
 pub async fn cancel_redemption(
@@ -31,7 +31,15 @@ pub async fn cancel_redemption(
     headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    use_coupon(issuer, state, id, headers, body, false).await
+    use_coupon(
+        issuer,
+        state,
+        id,
+        headers,
+        body,
+        CouponAction::CancelRedemption,
+    )
+    .await
 }
 
 async fn use_coupon(
@@ -40,26 +48,29 @@ async fn use_coupon(
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
-    redeem: bool,
+    action: CouponAction,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     req.validate()?;
     let key = idempotency::key(&headers)?;
-    let action = if redeem {
-        "redeem"
-    } else {
-        "cancel-redemption"
+    // The route's own name (kept as it was, so stored fingerprints still match).
+    let route = match action {
+        CouponAction::Redeem => "redeem",
+        CouponAction::CancelRedemption => "cancel-redemption",
     };
     let order = req.order_id.as_deref().unwrap_or("");
     // The order id is prefixed with its presence, so "no order" and "" never collide.
     let order = format!("{}{order}", req.order_id.is_some() as u8);
-    let fingerprint = idempotency::fingerprint(&[action, &id, &req.user_id, &order]);
+    let fingerprint = idempotency::fingerprint(&[route, &id, &req.user_id, &order]);
     let render = idempotency::render_coupon_change;
-    let idem = idempotency::with_key(key, fingerprint, render);
-    let answer = state
-        .engine
-        .use_coupon((&id, &req.user_id, req.order_id, redeem), idem)
-        .await?;
+    let request = CouponUse {
+        action,
+        coupon_id: id,
+        user_id: req.user_id,
+        order_id: req.order_id,
+        idempotency: idempotency::with_key(key, fingerprint, render),
+    };
+    let answer = state.engine.use_coupon(request).await?;
     Ok(idempotency::respond(answer, render))
 }
 

@@ -9,32 +9,36 @@ use axum::http::{Request, StatusCode, header};
 use firstcome_api::{ApiKeys, AppState, router};
 use firstcome_engine::{Engine, EngineConfig, ManualClock, Store, StoreConfig};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::helpers::{ADMIN_KEY, ISSUER_KEY};
 
 pub(crate) async fn state(permits: usize, clock: ManualClock) -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    (state_in(&dir, permits, clock).await, dir)
+}
+
+/// An engine on the store in `dir`, admitting `permits` requests at once.
+async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -> AppState {
     let store = Store::open(&StoreConfig {
         path: Some(dir.path().join("store")),
         cache_capacity: 8 << 20,
     })
     .unwrap();
-    let engine = Engine::start(store, Arc::new(clock), EngineConfig::default())
-        .await
-        .unwrap();
-    let state = AppState {
+    let config = EngineConfig {
+        max_in_flight: permits,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(store, Arc::new(clock), config).await.unwrap();
+    AppState {
         engine,
         keys: Arc::new(ApiKeys {
             admin_key: ADMIN_KEY.into(),
             issuer_key: ISSUER_KEY.into(),
         }),
-        issue_permits: Arc::new(Semaphore::new(permits)),
         metrics: firstcome_api::metrics::install(),
         shutting_down: Arc::new(AtomicBool::new(false)),
-    };
-    (state, dir)
+    }
 }
 
 pub(crate) async fn call(
@@ -67,9 +71,10 @@ fn now() -> jiff::Timestamp {
 
 #[tokio::test]
 async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() {
-    let (state, _dir) = state(0, ManualClock::new(now())).await;
-    let engine = state.engine.clone();
-    let app = router(state, 16 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(now());
+    let state = state_in(&dir, 10, clock.clone()).await;
+    let app = router(state.clone(), 16 * 1024);
     let (status, _, c) = call(
         &app,
         "POST",
@@ -80,6 +85,14 @@ async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() 
     .await;
     assert_eq!(status, StatusCode::CREATED);
     let cid = c["id"].as_str().unwrap();
+    // The same store under a cap of 0: nothing is admitted.
+    state
+        .engine
+        .shutdown(std::time::Duration::from_secs(5))
+        .await;
+    drop((app, state)); // the store's last handles: it opens again only once closed
+    let closed = state_in(&dir, 0, clock.clone()).await;
+    let app = router(closed.clone(), 16 * 1024);
     let (status, headers, body) = call(
         &app,
         "POST",
@@ -91,6 +104,12 @@ async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() 
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "overloaded");
     assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+    closed
+        .engine
+        .shutdown(std::time::Duration::from_secs(5))
+        .await;
+    drop((app, closed));
+    let engine = state_in(&dir, 10, clock).await.engine;
     assert_eq!(engine.campaign(cid).await.unwrap().issued, 0);
 }
 

@@ -22,8 +22,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use rand::Rng;
 
 use super::worker::{MailContext, MailTask, MailWorker};
-use super::{MailConfig, MailError, MailShared, new_campaign_job};
-use crate::engine::Shared;
+use super::{MailConfig, MailError, OutboxCounters, new_campaign_job};
+use crate::context::Context;
 
 /// The longest pause after the server could not be reached.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
@@ -52,8 +52,8 @@ pub(crate) enum DispatcherMsg {
 }
 
 pub(crate) struct MailDispatcher {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) mail: Arc<MailShared>,
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) counters: Arc<OutboxCounters>,
     pub(crate) config: MailConfig,
     pub(crate) context: Arc<MailContext>,
 }
@@ -106,8 +106,8 @@ impl MailDispatcher {
         if free == 0 || state.paused_until.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
-        let now = self.shared.clock.now().as_microsecond();
-        let store = &self.shared.store;
+        let now = self.ctx.now_us();
+        let store = &self.ctx.store;
         let due = store.due_mail(now, free, |id| {
             state.in_flight.contains_key(id) || state.recording.contains(id)
         })?;
@@ -139,7 +139,7 @@ impl MailDispatcher {
         result: Result<(), MailError>,
     ) -> Result<(), ActorProcessingErr> {
         let kind = job.kind.as_str();
-        let now = self.shared.clock.now().as_microsecond();
+        let now = self.ctx.now_us();
         let mut writes = Writes::new();
         writes.remove_mail_job(&job.id, job.due_at);
         let mut depth_change = 0;
@@ -173,13 +173,13 @@ impl MailDispatcher {
             }
         }
         let me = myself.clone();
-        let mail = self.mail.clone();
+        let counters = self.counters.clone();
         let id = job.id;
-        self.shared.committer.submit(
+        self.ctx.committer.submit(
             writes,
             Box::new(move |r| match r {
                 Ok(()) => {
-                    mail.depth.fetch_add(depth_change, Ordering::Relaxed);
+                    counters.depth.fetch_add(depth_change, Ordering::Relaxed);
                     let _ = me.cast(DispatcherMsg::Recorded { id });
                 }
                 // The store has failed and writes nothing more: the job stays in
@@ -203,12 +203,12 @@ impl MailDispatcher {
 
     /// Turns one round of a pending announcement into mail jobs, durably, with its cursor.
     async fn fan_out(&self) -> Result<bool, ActorProcessingErr> {
-        let store = &self.shared.store;
+        let store = &self.ctx.store;
         let Some(mut fan) = store.fan_outs(1)?.into_iter().next() else {
             return Ok(false);
         };
         let users = store.subscribers(&fan.store_id, fan.after_user.as_deref(), FAN_OUT_ROUND)?;
-        let now = self.shared.clock.now().as_microsecond();
+        let now = self.ctx.now_us();
         let mut writes = Writes::new();
         let mut jobs = 0;
         for user in &users {
@@ -224,8 +224,8 @@ impl MailDispatcher {
         } else {
             writes.remove_fan_out(&fan.campaign.id);
         }
-        crate::engine::commit(&self.shared.committer, writes).await?;
-        self.mail.depth.fetch_add(jobs, Ordering::Relaxed);
+        self.ctx.commit(writes).await?;
+        self.counters.depth.fetch_add(jobs, Ordering::Relaxed);
         tracing::debug!(campaign = %fan.campaign.id, jobs, more, "announcement expanded");
         Ok(true)
     }
@@ -252,7 +252,7 @@ impl MailDispatcher {
             state.in_flight.remove(&id);
         }
         metrics::gauge!("firstcome_mail_outbox_depth")
-            .set(self.mail.depth.load(Ordering::Relaxed) as f64);
+            .set(self.counters.depth.load(Ordering::Relaxed) as f64);
         self.fill(myself, state)
     }
 }
@@ -267,9 +267,9 @@ impl Actor for MailDispatcher {
         myself: ActorRef<Self::Msg>,
         _: (),
     ) -> Result<Self::State, ActorProcessingErr> {
-        let store = self.shared.store.clone();
+        let store = self.ctx.store.clone();
         let depth = tokio::task::spawn_blocking(move || store.outbox_len()).await??;
-        self.mail.depth.store(depth as i64, Ordering::Relaxed);
+        self.counters.depth.store(depth as i64, Ordering::Relaxed);
         let factory = self.spawn_factory(&myself).await?;
         Ok(DispatcherState {
             factory,
@@ -311,13 +311,13 @@ impl Actor for MailDispatcher {
         // the next tick. Jobs stay in the outbox meanwhile.
         let result = match message {
             DispatcherMsg::Wake => {
-                self.mail.wake_pending.store(false, Ordering::SeqCst);
+                self.counters.wake_pending.store(false, Ordering::SeqCst);
                 self.tick(&myself, state).await
             }
             DispatcherMsg::Poll => {
                 // Also here: if a Wake was lost (a cast to a stopping actor), the flag
                 // must not stay set and silence every later wake-up.
-                self.mail.wake_pending.store(false, Ordering::SeqCst);
+                self.counters.wake_pending.store(false, Ordering::SeqCst);
                 self.tick(&myself, state).await
             }
             DispatcherMsg::Attempted { job, result } => {

@@ -14,25 +14,24 @@
 //! letters. Delivery is at least once: a crash between the server's acceptance and the
 //! durable "sent" mark sends the job again, with the same Message-ID.
 
+mod contact;
 pub(crate) mod dispatcher;
-mod requests;
 pub mod templates;
 pub(crate) mod transport;
 pub(crate) mod worker;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use contact::Contact;
 pub use firstcome_storage::ContactRecord;
 use firstcome_storage::{CampaignRecord, CouponRecord, FanOutRecord, MailCampaign, MailCoupon};
 pub use firstcome_storage::{MailJob, MailKind};
 use ractor::{Actor, ActorRef};
-pub(crate) use requests::UserLocks;
-pub use requests::{Contact, Page};
 
-use crate::engine::Shared;
+use crate::context::Context;
 use dispatcher::{DispatcherMsg, MailDispatcher};
 use worker::MailContext;
 
@@ -148,28 +147,33 @@ impl MailConfig {
     }
 }
 
-/// What the engine's actors share about mail.
-pub(crate) struct MailShared {
-    /// How long before expiry a coupon's reminder is due, in microseconds.
-    pub(crate) reminder_before: i64,
+/// What the dispatcher and the completions of commits share about the outbox.
+#[derive(Default)]
+pub(crate) struct OutboxCounters {
     /// Set when a wake-up is on its way to the dispatcher, so a burst of commits sends
     /// one message, not thousands.
-    wake_pending: AtomicBool,
-    dispatcher: OnceLock<ActorRef<DispatcherMsg>>,
+    pub(crate) wake_pending: AtomicBool,
     /// Jobs in the outbox (counted at start, then kept up to date by the commits).
     pub(crate) depth: AtomicI64,
 }
 
-impl MailShared {
+/// What the campaign actors need of the mailer: when reminders fall due, and how to
+/// wake the dispatcher once their mail jobs are durable. It exists only while a
+/// dispatcher runs (it is made after the dispatcher starts), so there is always someone
+/// to wake.
+pub(crate) struct MailHandle {
+    /// How long before expiry a coupon's reminder is due.
+    pub(crate) reminder_before_us: i64,
+    dispatcher: ActorRef<DispatcherMsg>,
+    counters: Arc<OutboxCounters>,
+}
+
+impl MailHandle {
     /// Called once a commit that wrote `jobs` mail jobs (or an announcement) is durable.
     pub(crate) fn committed(&self, jobs: i64) {
-        self.depth.fetch_add(jobs, Ordering::Relaxed);
-        // Before the dispatcher runs there is nobody to wake (it reads the outbox when it
-        // starts); taking the flag then would leave it set with no Wake on its way.
-        if let Some(d) = self.dispatcher.get() {
-            if !self.wake_pending.swap(true, Ordering::SeqCst) {
-                let _ = d.cast(DispatcherMsg::Wake);
-            }
+        self.counters.depth.fetch_add(jobs, Ordering::Relaxed);
+        if !self.counters.wake_pending.swap(true, Ordering::SeqCst) {
+            let _ = self.dispatcher.cast(DispatcherMsg::Wake);
         }
     }
 }
@@ -177,24 +181,17 @@ impl MailShared {
 /// A running mailer.
 pub(crate) struct Mailer {
     dispatcher: ActorRef<DispatcherMsg>,
-    /// Serialises dead-letter retries (see `Engine::retry_dead_letter`).
+    pub(crate) handle: Arc<MailHandle>,
+    /// Serialises dead-letter retries (see `Engine::retry_dead_letter`). A Tokio Mutex:
+    /// held across the retry's commit.
     pub(crate) retry_lock: tokio::sync::Mutex<()>,
 }
 
 impl Mailer {
-    /// The part the campaign actors need, before the dispatcher runs (it needs `Shared`).
-    pub(crate) fn prepare(config: &MailConfig) -> Arc<MailShared> {
-        Arc::new(MailShared {
-            reminder_before: config.reminder_before.as_micros() as i64,
-            wake_pending: AtomicBool::new(false),
-            dispatcher: OnceLock::new(),
-            depth: AtomicI64::new(0),
-        })
-    }
-
+    /// Loads the templates, builds the transport and starts the dispatcher, which reads
+    /// the outbox as it starts.
     pub(crate) async fn start(
-        engine: Arc<Shared>,
-        mail: Arc<MailShared>,
+        ctx: Arc<Context>,
         config: MailConfig,
     ) -> Result<Mailer, crate::EngineError> {
         let from = config
@@ -207,11 +204,13 @@ impl Mailer {
             from,
             message_id_domain: config.message_id_domain.clone(),
         });
+        let counters = Arc::new(OutboxCounters::default());
+        let reminder_before_us = config.reminder_before.as_micros() as i64;
         let (dispatcher, _) = Actor::spawn(
             None,
             MailDispatcher {
-                shared: engine,
-                mail: mail.clone(),
+                ctx,
+                counters: counters.clone(),
                 config,
                 context,
             },
@@ -219,8 +218,12 @@ impl Mailer {
         )
         .await
         .map_err(|e| crate::EngineError::Actor(e.to_string()))?;
-        let _ = mail.dispatcher.set(dispatcher.clone());
         Ok(Mailer {
+            handle: Arc::new(MailHandle {
+                reminder_before_us,
+                dispatcher: dispatcher.clone(),
+                counters,
+            }),
             dispatcher,
             retry_lock: tokio::sync::Mutex::new(()),
         })
@@ -258,7 +261,7 @@ fn job(
     contact: &ContactRecord,
     campaign: MailCampaign,
     coupon: Option<MailCoupon>,
-    now: i64,
+    now_us: i64,
 ) -> MailJob {
     MailJob {
         id,
@@ -268,9 +271,9 @@ fn job(
         locale: contact.locale.clone(),
         campaign,
         coupon,
-        created_at: now,
+        created_at: now_us,
         attempts: 0,
-        due_at: now,
+        due_at: now_us,
         last_error: None,
         dead_at: None,
     }
@@ -292,7 +295,7 @@ pub(crate) fn coupon_job(
     campaign: &CampaignRecord,
     coupon: &CouponRecord,
     contact: &ContactRecord,
-    now: i64,
+    now_us: i64,
 ) -> MailJob {
     let c = mail_coupon(coupon);
     job(
@@ -302,7 +305,7 @@ pub(crate) fn coupon_job(
         contact,
         MailCampaign::of(campaign),
         Some(c),
-        now,
+        now_us,
     )
 }
 
@@ -311,7 +314,7 @@ pub(crate) fn new_campaign_job(
     fan: &FanOutRecord,
     user_id: &str,
     contact: &ContactRecord,
-    now: i64,
+    now_us: i64,
 ) -> MailJob {
     job(
         format!("new_campaign.{}.{user_id}", fan.campaign.id),
@@ -320,7 +323,7 @@ pub(crate) fn new_campaign_job(
         contact,
         fan.campaign.clone(),
         None,
-        now,
+        now_us,
     )
 }
 

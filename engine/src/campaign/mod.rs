@@ -1,0 +1,510 @@
+//! [`CampaignActor`]: the single owner of one campaign's state.
+//!
+//! Every decision about a campaign (issue, redeem, cancel a redemption, expire, change
+//! or delete the campaign) is made here, one message at a time, against the in-memory
+//! [`Ledger`] and statistics. The actor never waits for the disk: it hands each
+//! decision's writes and its reply to the [`Committer`](firstcome_storage::Committer)
+//! and takes the next message. The reply leaves when the committer has flushed the batch
+//! that holds the decision (and everything decided before it), so the caller never hears
+//! of a change that a crash could take back, nor of a refusal that recovery would not
+//! repeat.
+//!
+//! - this file: the message enum, the state, recovery in `pre_start`, and dispatch;
+//! - `decide`: the decisions (issue, redeem and cancel, update, close);
+//! - `timers`: the timed duties (announcement, reminders, expiry);
+//! - `unsettled`: the overlay of changes not yet applied by the committer.
+
+mod decide;
+mod timers;
+mod unsettled;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use firstcome_storage::{CampaignRecord, CouponRecord, IdempotencyRecord, StatsRecord, Writes};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::EngineError;
+use crate::admission::Reply;
+use crate::context::Context;
+use crate::idempotency::{Earlier, KeyClaims};
+use crate::ledger::Ledger;
+use crate::mail::MailHandle;
+use crate::model::{
+    self, CampaignPatch, CampaignStats, CampaignView, CouponChange, IdempotencyKey, Idempotent,
+    IssueOutcome,
+};
+use crate::request::{CouponUse, IssueRequest};
+use unsettled::Unsettled;
+
+/// How often the actor looks for coupons whose validity has passed.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// Before the next round of a backlog: long enough for the committer to apply this
+/// round's index removals, which the next round's scan of the store must not see again.
+const EXPIRY_BACKLOG_PAUSE: Duration = Duration::from_millis(5);
+
+pub(crate) enum CampaignMsg {
+    Issue(IssueRequest, Reply<Idempotent<IssueOutcome>>),
+    /// Redeem (or cancel the redemption of) coupon `seq` of this campaign.
+    UseCoupon {
+        seq: u64,
+        request: CouponUse,
+        reply: Reply<Idempotent<CouponChange>>,
+    },
+    Get(Reply<CampaignView>),
+    Update(CampaignPatch, Reply<CampaignView>),
+    /// End issuance now; issued coupons stay valid.
+    Close(Reply<CampaignView>),
+    /// Delete the campaign; refused once it has issued a coupon.
+    Delete(Reply<()>),
+    /// Expire what is due, then answer with the statistics.
+    Stats(Reply<CampaignStats>),
+    /// Expire what is due (the timer, or the rest of a long backlog).
+    ExpireDue,
+    /// Every change numbered up to `change` is applied and durable, so the store now
+    /// holds it (sent by the completion of that change's commit).
+    Settled {
+        change: u64,
+    },
+    /// Makes the handler fail, to test supervision.
+    #[cfg(test)]
+    InjectFailure,
+}
+
+/// How an actor starts.
+pub(crate) enum Start {
+    /// A campaign just created (and durable): nothing to recover.
+    New(CampaignRecord),
+    /// A campaign found in the store, at start-up or after its actor failed.
+    Recover(CampaignRecord),
+}
+
+/// The actor. It holds only read-only handles; the mutable state is
+/// [`CampaignState`], built in `pre_start`.
+#[derive(Clone)]
+pub(crate) struct CampaignActor {
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) claims: Arc<KeyClaims>,
+    /// `None` when mail is off: then no decision writes mail jobs.
+    pub(crate) mail: Option<Arc<MailHandle>>,
+}
+
+pub(crate) struct CampaignState {
+    record: CampaignRecord,
+    ledger: Ledger,
+    stats: StatsRecord,
+    unsettled: Unsettled,
+    /// Where the next expiry round continues, while a backlog is being worked off: the
+    /// entries before it were handled, and their removal may not be applied yet.
+    expiry_cursor: Option<(i64, u64)>,
+    /// Like `expiry_cursor`, for the reminder index.
+    reminder_cursor: Option<(i64, u64)>,
+    /// The campaign's activation was announced to its store's subscribers (or it has no
+    /// store, or mail is off).
+    announced: bool,
+    /// Set by a successful delete: everything after it hears "not found".
+    deleted: bool,
+}
+
+/// One decision's effects, gathered before they are submitted.
+#[derive(Default)]
+struct Effects {
+    writes: Writes,
+    /// Coupons changed after their issue (tracked as unsettled until applied).
+    coupons: Vec<CouponRecord>,
+    /// The claim of the idempotency key whose record these writes hold.
+    claim: Option<crate::idempotency::Claim>,
+    /// UTC days whose counts this decision changed (the totals are written with them).
+    days: Vec<i32>,
+    /// Mail jobs written (the dispatcher is woken once they are durable).
+    mail_jobs: i64,
+    /// Wake the dispatcher even without jobs (an announcement to expand).
+    wake_mail: bool,
+}
+
+impl CampaignActor {
+    /// Submits the effects and sends `value` to `reply` once they, and everything
+    /// submitted before them, are durable; an error instead if the commit failed.
+    fn commit_and_reply<T: Send + 'static>(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        mut effects: Effects,
+        reply: Option<Reply<T>>,
+        value: Result<T, EngineError>,
+    ) -> Result<(), ActorProcessingErr> {
+        if !effects.days.is_empty() {
+            effects.days.sort_unstable();
+            effects.days.dedup();
+            effects
+                .writes
+                .put_stats(&state.record.id, &state.stats, &effects.days)?;
+        }
+        let change = state.unsettled.track(effects.coupons);
+        let me = myself.clone();
+        let claim = effects.claim;
+        let mail_jobs = effects.mail_jobs;
+        let mail = self
+            .mail
+            .clone()
+            .filter(|_| mail_jobs > 0 || effects.wake_mail);
+        self.ctx.committer.submit(
+            effects.writes,
+            Box::new(move |committed| {
+                // The key's record is in the store now (or the store failed: then a retry
+                // decides afresh). Either way the claim goes, before anyone hears back.
+                drop(claim);
+                let answer = match committed {
+                    Ok(()) => {
+                        if let Some(mail) = mail {
+                            mail.committed(mail_jobs);
+                        }
+                        if let Some(change) = change {
+                            let _ = me.cast(CampaignMsg::Settled { change });
+                        }
+                        value
+                    }
+                    Err(e) => Err(EngineError::from(e)),
+                };
+                if let Some(reply) = reply {
+                    reply.send(answer);
+                }
+            }),
+        );
+        Ok(())
+    }
+
+    /// Answers `value` once everything decided before it is durable, with no writes of
+    /// its own: so no refusal or read contradicts what a crash would leave.
+    fn reply_after_commits<T: Send + 'static>(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        reply: Reply<T>,
+        value: Result<T, EngineError>,
+    ) -> Result<(), ActorProcessingErr> {
+        self.commit_and_reply(myself, state, Effects::default(), Some(reply), value)
+    }
+
+    fn view(&self, state: &CampaignState) -> CampaignView {
+        let issued = state.ledger.issued();
+        // Paired with the assertion where a coupon is decided: stock is never exceeded.
+        assert!(
+            issued <= state.record.total_stock,
+            "campaign {}: {issued} issued of {}",
+            state.record.id,
+            state.record.total_stock
+        );
+        CampaignView {
+            status: model::status(&state.record, issued, self.ctx.clock.now()),
+            issued,
+            record: state.record.clone(),
+        }
+    }
+
+    /// A coupon as this actor last decided it: its unsettled change, else the store.
+    fn coupon(
+        &self,
+        state: &CampaignState,
+        seq: u64,
+    ) -> Result<Option<CouponRecord>, ActorProcessingErr> {
+        Ok(match state.unsettled.get(seq) {
+            Some(c) => Some(c.clone()),
+            None => self.ctx.store.coupon(&state.record.id, seq)?,
+        })
+    }
+
+    /// Decides a request that may carry an idempotency key: a retry gets the first
+    /// response, a reused key a refusal, anything else `decide`, whose response is
+    /// rendered once and kept for the key in the same batch as the decision's writes.
+    fn idempotent<T: Send + 'static>(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        idempotency: Option<IdempotencyKey<T>>,
+        reply: Reply<Idempotent<T>>,
+        decide: impl FnOnce(
+            &Self,
+            &mut CampaignState,
+            &mut Effects,
+        ) -> Result<Result<T, EngineError>, ActorProcessingErr>,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(idem) = idempotency else {
+            let mut effects = Effects::default();
+            let outcome = decide(self, state, &mut effects)?;
+            let answer = outcome.map(Idempotent::Fresh);
+            return self.commit_and_reply(myself, state, effects, Some(reply), answer);
+        };
+        let claim = match self
+            .claims
+            .claim(&self.ctx.store, &idem.key, idem.fingerprint)?
+        {
+            Ok(claim) => claim,
+            Err(earlier) => {
+                let answer = match earlier {
+                    Earlier::Reused => Ok(Idempotent::KeyReused),
+                    Earlier::Replay(response) => Ok(Idempotent::Replay(response)),
+                    Earlier::Deciding => Err(EngineError::Unavailable(idem.key.clone())),
+                };
+                return self.reply_after_commits(myself, state, reply, answer);
+            }
+        };
+        // From here every way out drops the claim or hands it to the completion: a
+        // failed decision (`?`) releases the key with the guard.
+        let mut effects = Effects::default();
+        let value = match decide(self, state, &mut effects)? {
+            Ok(value) => value,
+            // Nothing is kept for an error: the claim goes now, and a retry decides afresh.
+            Err(e) => {
+                drop(claim);
+                return self.commit_and_reply(myself, state, effects, Some(reply), Err(e));
+            }
+        };
+        let response = (idem.render)(&value);
+        let record = IdempotencyRecord {
+            fingerprint: idem.fingerprint,
+            status: response.status,
+            content_type: response.content_type.clone(),
+            body: response.body.clone(),
+            created_at: self.ctx.now_us(),
+        };
+        effects.writes.put_idempotency(claim.key(), &record)?;
+        let key = claim.key().to_string();
+        effects.claim = Some(claim);
+        self.commit_and_reply(
+            myself,
+            state,
+            effects,
+            Some(reply),
+            Ok(Idempotent::Recorded { value, response }),
+        )?;
+        // Only now, after the writes are queued: a replay by another actor then queues its
+        // reply behind them, so it never outruns the record.
+        self.claims.publish(&key, record);
+        Ok(())
+    }
+}
+
+impl Actor for CampaignActor {
+    type Msg = CampaignMsg;
+    type State = CampaignState;
+    type Arguments = Start;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        start: Start,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let fresh = |record: CampaignRecord, ledger, stats, announced| CampaignState {
+            record,
+            ledger,
+            stats,
+            unsettled: Unsettled::default(),
+            expiry_cursor: None,
+            reminder_cursor: None,
+            announced,
+            deleted: false,
+        };
+        let record = match start {
+            // Nothing is stored for it but its record: an empty ledger, no statistics,
+            // and (with mail on) not announced yet.
+            Start::New(record) => {
+                let ledger = Ledger::new(record.total_stock, record.per_user_limit);
+                let announced = self.mail.is_none();
+                return Ok(fresh(record, ledger, StatsRecord::default(), announced));
+            }
+            Start::Recover(record) => record,
+        };
+        // A barrier first: if this actor replaces one that failed, that actor's last
+        // decisions may still be queued in the committer. The committer works in order,
+        // so once this empty commit completes they are applied, and recovery sees them
+        // (otherwise a coupon already promised to one user could be issued to another).
+        self.ctx.commit(Writes::new()).await?;
+        let store = self.ctx.store.clone();
+        let id = record.id.clone();
+        let started = std::time::Instant::now();
+        let (stock, limit) = (record.total_stock, record.per_user_limit);
+        // Reading and indexing up to a million holders is blocking work (hundreds of
+        // milliseconds): keep it off the async workers.
+        let (mut ledger, from_chunks, stats) = tokio::task::spawn_blocking(move || {
+            let stats = store.stats(&id)?;
+            store.recover_holders(&id).map(|r| {
+                let from_chunks = r.from_chunks;
+                (Ledger::recover(stock, limit, r), from_chunks, stats)
+            })
+        })
+        .await??;
+        // Paired with the assertion in `view`: a store that holds more coupons than the
+        // stock is damaged, and is refused rather than served.
+        if ledger.issued() > record.total_stock {
+            return Err(format!(
+                "campaign {}: the store holds {} coupons of a stock of {}",
+                record.id,
+                ledger.issued(),
+                record.total_stock
+            )
+            .into());
+        }
+        tracing::debug!(
+            campaign = %record.id,
+            issued = ledger.issued(),
+            from_chunks,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "campaign recovered"
+        );
+        // Mail off: nothing to announce. Otherwise ask the store (a campaign announced
+        // before a restart stays announced).
+        let announced = self.mail.is_none() || self.ctx.store.is_announced(&record.id)?;
+        // Chunks that filled up but whose write was lost in a crash.
+        let chunks = ledger.take_full_chunks();
+        if !chunks.is_empty() {
+            let mut writes = Writes::new();
+            for c in chunks {
+                writes.put_holder_chunk(&record.id, c.chunk, &c.users)?;
+            }
+            self.ctx.committer.submit(
+                writes,
+                Box::new(|r| {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "rewriting holder chunks failed");
+                    }
+                }),
+            );
+        }
+        Ok(fresh(record, ledger, stats, announced))
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // The timer task ends by itself when the actor stops (sending fails).
+        myself.send_interval(EXPIRY_TICK, || CampaignMsg::ExpireDue);
+        // A campaign created active is announced now, not a tick later.
+        if !state.announced {
+            let _ = myself.cast(CampaignMsg::ExpireDue);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.deleted {
+            return self.refuse_deleted(&myself, state, message);
+        }
+        match message {
+            CampaignMsg::Issue(request, reply) => {
+                let IssueRequest {
+                    user_id,
+                    contact,
+                    idempotency,
+                    ..
+                } = request;
+                self.idempotent(
+                    &myself,
+                    state,
+                    idempotency,
+                    reply,
+                    |this, state, effects| this.issue(state, effects, user_id, contact),
+                )?;
+            }
+            CampaignMsg::UseCoupon {
+                seq,
+                mut request,
+                reply,
+            } => {
+                let idempotency = request.idempotency.take();
+                self.idempotent(
+                    &myself,
+                    state,
+                    idempotency,
+                    reply,
+                    |this, state, effects| this.use_coupon(state, effects, seq, request),
+                )?;
+            }
+            CampaignMsg::Get(reply) => {
+                let view = self.view(state);
+                self.reply_after_commits(&myself, state, reply, Ok(view))?;
+            }
+            CampaignMsg::Update(patch, reply) => {
+                let mut effects = Effects::default();
+                let view = self.update(state, &mut effects, &patch)?;
+                self.commit_and_reply(&myself, state, effects, Some(reply), view)?;
+            }
+            CampaignMsg::Close(reply) => {
+                let mut effects = Effects::default();
+                let view = self.close(state, &mut effects)?;
+                self.commit_and_reply(&myself, state, effects, Some(reply), Ok(view))?;
+            }
+            CampaignMsg::Delete(reply) => {
+                let mut effects = Effects::default();
+                let result = self.delete(state, &mut effects);
+                self.commit_and_reply(&myself, state, effects, Some(reply), result)?;
+            }
+            CampaignMsg::Stats(reply) => {
+                // Expire what is due first, so that the counts are exact at this moment
+                // (a long backlog is finished by the ExpireDue it schedules).
+                let mut effects = Effects::default();
+                if self.expire_due(state, &mut effects)? {
+                    myself.send_after(EXPIRY_BACKLOG_PAUSE, || CampaignMsg::ExpireDue);
+                }
+                let stats = self.stats(state);
+                self.commit_and_reply(&myself, state, effects, Some(reply), Ok(stats))?;
+            }
+            CampaignMsg::ExpireDue => {
+                let mut effects = Effects::default();
+                let more = self.timed_duties(state, &mut effects)?;
+                if !effects.writes.is_empty() {
+                    self.commit_and_reply::<()>(&myself, state, effects, None, Ok(()))?;
+                }
+                if more {
+                    myself.send_after(EXPIRY_BACKLOG_PAUSE, || CampaignMsg::ExpireDue);
+                }
+            }
+            CampaignMsg::Settled { change } => state.unsettled.settle(change),
+            #[cfg(test)]
+            CampaignMsg::InjectFailure => return Err("injected failure".into()),
+        }
+        Ok(())
+    }
+}
+
+impl CampaignActor {
+    /// Requests queued behind a delete hear "not found", but only once the delete is
+    /// durable, like any other refusal.
+    fn refuse_deleted(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        message: CampaignMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            CampaignMsg::Issue(_, reply) => {
+                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+            }
+            CampaignMsg::UseCoupon { reply, .. } => {
+                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+            }
+            CampaignMsg::Get(reply) | CampaignMsg::Update(_, reply) | CampaignMsg::Close(reply) => {
+                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+            }
+            CampaignMsg::Delete(reply) => {
+                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+            }
+            CampaignMsg::Stats(reply) => {
+                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+            }
+            CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => Ok(()),
+            #[cfg(test)]
+            CampaignMsg::InjectFailure => Ok(()),
+        }
+    }
+}

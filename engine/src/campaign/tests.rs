@@ -1,0 +1,294 @@
+//! The campaign actor under supervision: failures, restarts with decisions in flight,
+//! and decisions queued back to back, against a real store in a temporary directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use firstcome_storage::{Store, StoreConfig};
+
+use super::CampaignMsg;
+use crate::admission::Reply;
+use crate::model::{CampaignPatch, CouponChange, CouponValidity, Idempotent, NewCampaign};
+use crate::request::{CouponAction, CouponUse, IssueRequest};
+use crate::{Engine, EngineConfig, IssueOutcome, SystemClock};
+
+/// An issue without a key, answered as the outcome itself.
+async fn issue(engine: &Engine, campaign: &str, user: &str) -> IssueOutcome {
+    match engine
+        .issue(IssueRequest::new(campaign, user))
+        .await
+        .unwrap()
+    {
+        Idempotent::Fresh(o) => o,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A reply port for a message sent straight to an actor, holding an admission permit
+/// like every request the engine sends.
+fn reply<T>(
+    engine: &Engine,
+) -> (
+    Reply<T>,
+    ractor::concurrency::OneshotReceiver<Result<T, crate::EngineError>>,
+) {
+    let (tx, rx) = ractor::concurrency::oneshot();
+    (
+        Reply::new(tx.into(), engine.admission().admit().unwrap()),
+        rx,
+    )
+}
+
+fn spec(name: &str, stock: u64) -> NewCampaign {
+    NewCampaign {
+        name: name.into(),
+        total_stock: stock,
+        per_user_limit: 1,
+        starts_at: None,
+        ends_at: None,
+        validity: CouponValidity::UntilCampaignEnds,
+        store_id: None,
+        discount: None,
+    }
+}
+
+async fn engine(dir: &std::path::Path) -> Engine {
+    let store = Store::open(&StoreConfig {
+        path: Some(dir.join("store")),
+        cache_capacity: 8 << 20,
+    })
+    .unwrap();
+    Engine::start(store, Arc::new(SystemClock), EngineConfig::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_campaign_is_restarted_alone_and_keeps_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let a = engine
+        .create_campaign(spec("a", 10))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let b = engine
+        .create_campaign(spec("b", 10))
+        .await
+        .unwrap()
+        .record
+        .id;
+    for user in ["a1", "a2"] {
+        assert!(matches!(
+            issue(&engine, &a, user).await,
+            IssueOutcome::Issued(_)
+        ));
+    }
+    assert!(matches!(
+        issue(&engine, &b, "b1").await,
+        IssueOutcome::Issued(_)
+    ));
+    let a_before = engine.actor_of(&a).get_id();
+    let b_before = engine.actor_of(&b).get_id();
+
+    engine
+        .actor_of(&a)
+        .cast(CampaignMsg::InjectFailure)
+        .unwrap();
+    // Wait for the supervisor to register the replacement (bounded).
+    let restarted = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if engine.actor_of(&a).get_id() != a_before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(restarted.is_ok(), "campaign a was not restarted");
+
+    // a rebuilt its ledger from the store; b never noticed.
+    assert_eq!(engine.campaign(&a).await.unwrap().issued, 2);
+    assert!(matches!(
+        issue(&engine, &a, "a1").await,
+        IssueOutcome::AlreadyIssued { .. }
+    ));
+    assert!(matches!(
+        issue(&engine, &a, "a3").await,
+        IssueOutcome::Issued(_)
+    ));
+    assert_eq!(engine.actor_of(&b).get_id(), b_before);
+    assert_eq!(engine.campaign(&b).await.unwrap().issued, 1);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_decisions_in_flight_never_reissues_a_promised_coupon() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let id = engine
+        .create_campaign(spec("racy", 100_000))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let actor = engine.actor_of(&id);
+    let old_id = actor.get_id();
+    // 300 decisions queued in order, then the failure right behind them: when the
+    // replacement starts, some of those decisions are still in the committer.
+    let mut replies = Vec::new();
+    for i in 0..300 {
+        let (tx, rx) = reply(&engine);
+        let user_id = format!("u{i}");
+        actor
+            .send_message(CampaignMsg::Issue(IssueRequest::new(&id, &user_id), tx))
+            .unwrap();
+        replies.push((user_id, rx));
+    }
+    actor.cast(CampaignMsg::InjectFailure).unwrap();
+    let mut promised = Vec::new();
+    for (user, rx) in replies {
+        match rx.await.unwrap().unwrap() {
+            Idempotent::Fresh(IssueOutcome::Issued(c)) => promised.push((user, c)),
+            other => panic!("{other:?}"),
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while engine.actor_of(&id).get_id() == old_id {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("restarted");
+    for i in 300..400 {
+        let user = format!("u{i}");
+        match issue(&engine, &id, &user).await {
+            IssueOutcome::Issued(c) => promised.push((user, c)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut seqs = std::collections::HashSet::new();
+    for (user, c) in &promised {
+        let (_, seq) = crate::ids::parse_coupon_id(&c.id).unwrap();
+        assert!(seqs.insert(seq), "seq {seq} promised twice");
+        let stored = engine.store().coupon(&id, seq).unwrap().unwrap();
+        assert_eq!(&stored.user_id, user, "coupon {} was given away", c.id);
+    }
+    assert_eq!(engine.campaign(&id).await.unwrap().issued, 400);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeems_queued_back_to_back_see_each_others_unapplied_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let id = engine
+        .create_campaign(spec("once", 1))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let coupon = match issue(&engine, &id, "holder").await {
+        IssueOutcome::Issued(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let (_, seq) = crate::ids::parse_coupon_id(&coupon.id).unwrap();
+    let actor = engine.actor_of(&id);
+    // All 50 sit in the mailbox before the first redemption's write is applied by
+    // the committer: only the actor's own record of it can refuse the other 49.
+    let mut replies = Vec::new();
+    for i in 0..50 {
+        let (tx, rx) = reply(&engine);
+        let mut request = CouponUse::new(CouponAction::Redeem, &coupon.id, "holder");
+        request.order_id = Some(format!("o{i}"));
+        actor
+            .send_message(CampaignMsg::UseCoupon {
+                seq,
+                request,
+                reply: tx,
+            })
+            .unwrap();
+        replies.push(rx);
+    }
+    let mut done = 0;
+    for rx in replies {
+        match rx.await.unwrap().unwrap() {
+            Idempotent::Fresh(CouponChange::Done(_)) => done += 1,
+            Idempotent::Fresh(CouponChange::AlreadyRedeemed) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(done, 1);
+    assert_eq!(
+        engine.coupon(&coupon.id).unwrap().order_id.as_deref(),
+        Some("o0")
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_queued_just_before_a_failure_survives_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let id = engine
+        .create_campaign(spec("patched", 100))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let actor = engine.actor_of(&id);
+    let old = actor.get_id();
+    // The pause is decided and queued for commit; the failure follows at once, so the
+    // supervisor may reload the record before the committer applied the pause.
+    let (tx, rx) = reply(&engine);
+    let patch = CampaignPatch {
+        paused: Some(true),
+        total_stock: Some(5),
+        ..CampaignPatch::default()
+    };
+    actor.send_message(CampaignMsg::Update(patch, tx)).unwrap();
+    actor.cast(CampaignMsg::InjectFailure).unwrap();
+    let view = rx.await.unwrap().unwrap();
+    assert!(view.record.paused);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while engine.actor_of(&id).get_id() == old {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("restarted");
+    let after = engine.campaign(&id).await.unwrap();
+    assert!(after.record.paused, "the acknowledged pause was lost");
+    assert_eq!(after.record.total_stock, 5);
+    assert_eq!(
+        issue(&engine, &id, "u").await,
+        IssueOutcome::NotActive(crate::NotActiveReason::Paused)
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_racing_for_the_last_coupon_get_one_coupon_and_one_sold_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let id = engine
+        .create_campaign(spec("one", 1))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let (first, second) = tokio::join!(issue(&engine, &id, "x"), issue(&engine, &id, "y"));
+    let outcomes = [first, second];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, IssueOutcome::Issued(_)))
+            .count(),
+        1
+    );
+    assert!(outcomes.contains(&IssueOutcome::SoldOut));
+    let store = engine.store().clone();
+    assert_eq!(store.recover_holders(&id).unwrap().holders.len(), 1);
+    engine.shutdown(Duration::from_secs(5)).await;
+}

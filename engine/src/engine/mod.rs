@@ -1,0 +1,443 @@
+//! [`Engine`]: the engine's front door, used by the API, the benches and the tests.
+//!
+//! The facade on top of everything else: it admits a request, finds the campaign actor
+//! that owns it, and waits for the answer. Nothing below imports it.
+//!
+//! - this file: start, shutdown, and the campaign and coupon requests;
+//! - `mail`: contacts, subscriptions and dead letters;
+//! - `user_locks`: the per-user serialisation of read-then-write requests.
+
+mod mail;
+mod user_locks;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use firstcome_storage::{Committer, CommitterConfig, StorageError, Store, StoreConfig};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use rand::RngCore;
+
+use crate::EngineError;
+use crate::admission::{Admission, Reply};
+use crate::campaign::{CampaignActor, CampaignMsg};
+use crate::clock::Clock;
+use crate::codes::CouponCodes;
+use crate::context::Context;
+use crate::directory::Directory;
+use crate::idempotency::{self, KeyClaims};
+use crate::ids::{is_campaign_id, parse_coupon_id};
+use crate::mail::{MailConfig, Mailer};
+use crate::model::{
+    CampaignPatch, CampaignStats, CampaignView, Coupon, CouponChange, CouponStatus, Idempotent,
+    IssueOutcome, NewCampaign,
+};
+use crate::request::{CouponUse, IssueRequest};
+use crate::supervisor::{CampaignSupervisor, SupervisorMsg};
+use user_locks::UserLocks;
+
+/// The default cap on requests in flight to actors.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub committer: CommitterConfig,
+    /// `None` turns mail off: no jobs are written and no mailer runs.
+    pub mail: Option<MailConfig>,
+    /// Requests in flight to actors at once (every request bound for a campaign actor or
+    /// the supervisor); beyond it, [`EngineError::Overloaded`]. This is what bounds
+    /// memory under overload: actor mailboxes are unbounded.
+    pub max_in_flight: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            committer: CommitterConfig::default(),
+            mail: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+/// Which of a user's coupons to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CouponFilter<'a> {
+    pub campaign_id: Option<&'a str>,
+    pub status: Option<CouponStatus>,
+}
+
+/// Opens (or creates) the store, off the async workers: sled's open reads and checks
+/// its files, which blocks.
+pub async fn open_store(config: StoreConfig) -> Result<Store, EngineError> {
+    tokio::task::spawn_blocking(move || Store::open(&config))
+        .await
+        .map_err(|e| EngineError::Actor(e.to_string()))?
+        .map_err(EngineError::from)
+}
+
+/// A running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: Arc<Context>,
+    directory: Arc<Directory>,
+    admission: Arc<Admission>,
+    supervisor: ActorRef<SupervisorMsg>,
+    mailer: Option<Arc<Mailer>>,
+    user_locks: Arc<UserLocks>,
+}
+
+impl Engine {
+    /// Starts the committer and the mailer, then recovers every campaign in `store`
+    /// (each actor rebuilds its own state). Returns when all campaigns are ready to
+    /// answer.
+    pub async fn start(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let key = store.meta_or_init("code_key", || {
+            let mut k = vec![0u8; 16];
+            rand::rng().fill_bytes(&mut k);
+            k
+        })?;
+        let key: [u8; 16] = key.try_into().map_err(|_| StorageError::Corrupt {
+            what: "code key",
+            detail: "not 16 bytes".into(),
+        })?;
+        let records = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.campaigns(None, usize::MAX))
+                .await
+                .map_err(|e| EngineError::Actor(e.to_string()))??
+        };
+        let ctx = Arc::new(Context {
+            committer: Committer::start(store.clone(), config.committer),
+            store,
+            clock,
+            codes: CouponCodes::from_key(key),
+        });
+        // The mailer before the campaigns: their decisions wake its dispatcher, which
+        // must exist by then.
+        let mailer = match config.mail {
+            Some(cfg) => match Mailer::start(ctx.clone(), cfg).await {
+                Ok(m) => Some(Arc::new(m)),
+                Err(e) => {
+                    ctx.committer.shutdown();
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let directory = Arc::new(Directory::default());
+        let campaign = CampaignActor {
+            ctx: ctx.clone(),
+            claims: Arc::new(KeyClaims::default()),
+            mail: mailer.as_ref().map(|m| m.handle.clone()),
+        };
+        let started = Instant::now();
+        let count = records.len();
+        let spawned = Actor::spawn(
+            None,
+            CampaignSupervisor {
+                campaign,
+                directory: directory.clone(),
+            },
+            records,
+        )
+        .await;
+        let supervisor = match spawned {
+            Ok((supervisor, _)) => supervisor,
+            Err(e) => {
+                if let Some(m) = &mailer {
+                    m.stop(Duration::from_secs(5)).await;
+                }
+                ctx.committer.shutdown();
+                return Err(EngineError::Actor(e.to_string()));
+            }
+        };
+        tracing::info!(
+            campaigns = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "engine recovered"
+        );
+        Ok(Engine {
+            ctx,
+            directory,
+            admission: Arc::new(Admission::new(config.max_in_flight)),
+            supervisor,
+            mailer,
+            user_locks: Arc::new(UserLocks::new()),
+        })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.ctx.clock
+    }
+
+    /// Group-commit counts since start (groups that wrote, requests they released).
+    pub fn commit_stats(&self) -> firstcome_storage::CommitStats {
+        self.ctx.committer.stats()
+    }
+
+    /// False once the store has failed a commit: this process writes nothing more.
+    pub fn is_healthy(&self) -> bool {
+        self.ctx.committer.is_healthy()
+    }
+
+    pub async fn create_campaign(&self, spec: NewCampaign) -> Result<CampaignView, EngineError> {
+        let permit = self.admission.admit()?;
+        let call = self.supervisor.call(
+            |port| SupervisorMsg::Create(Box::new(spec), Reply::new(port, permit)),
+            None,
+        );
+        match call.await {
+            Ok(CallResult::Success(r)) => r,
+            _ => Err(EngineError::Unavailable("supervisor".into())),
+        }
+    }
+
+    fn actor(&self, campaign_id: &str) -> Result<ActorRef<CampaignMsg>, EngineError> {
+        if !is_campaign_id(campaign_id) {
+            return Err(EngineError::CampaignNotFound);
+        }
+        self.directory
+            .lookup(campaign_id)
+            .ok_or(EngineError::CampaignNotFound)
+    }
+
+    /// Admits a request, sends it to the campaign's actor, and waits for the answer. The
+    /// permit rides in the message and is released with the reply.
+    async fn call<T: Send + 'static>(
+        &self,
+        campaign_id: &str,
+        msg: impl FnOnce(Reply<T>) -> CampaignMsg,
+    ) -> Result<T, EngineError> {
+        let actor = self.actor(campaign_id)?;
+        let permit = self.admission.admit()?;
+        match actor.call(|port| msg(Reply::new(port, permit)), None).await {
+            Ok(CallResult::Success(r)) => r,
+            // The actor died with the request in its mailbox, or is gone.
+            _ => Err(EngineError::Unavailable(campaign_id.to_string())),
+        }
+    }
+
+    /// The live view of one campaign.
+    pub async fn campaign(&self, campaign_id: &str) -> Result<CampaignView, EngineError> {
+        self.call(campaign_id, CampaignMsg::Get).await
+    }
+
+    /// Up to `limit` campaigns in id order after `after`, and the cursor to continue
+    /// from if more follow (the last id read, which is not always the last returned).
+    /// Their actors are asked concurrently.
+    pub async fn campaigns(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<CampaignView>, Option<String>), EngineError> {
+        let store = self.ctx.store.clone();
+        let after = after.map(str::to_string);
+        let records =
+            tokio::task::spawn_blocking(move || store.campaigns(after.as_deref(), limit + 1))
+                .await
+                .map_err(|e| EngineError::Actor(e.to_string()))??;
+        let next = if records.len() > limit {
+            records.get(limit - 1).map(|r| r.id.clone())
+        } else {
+            None
+        };
+        let asks = records.iter().take(limit).map(|r| self.campaign(&r.id));
+        let mut views = Vec::with_capacity(limit.min(records.len()));
+        for answer in futures::future::join_all(asks).await {
+            match answer {
+                Ok(v) => views.push(v),
+                // Stored but not registered yet: its creation has not been answered,
+                // so to clients it does not exist yet.
+                Err(EngineError::CampaignNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((views, next))
+    }
+
+    /// Decides one issue request; the answer reflects durable state. With a key, a
+    /// retry of the same request gets the first response again, even after a restart.
+    pub async fn issue(
+        &self,
+        request: IssueRequest,
+    ) -> Result<Idempotent<IssueOutcome>, EngineError> {
+        let started = Instant::now();
+        let campaign_id = request.campaign_id.clone();
+        let result = self
+            .call(&campaign_id, |reply| CampaignMsg::Issue(request, reply))
+            .await;
+        let outcome = match &result {
+            Ok(Idempotent::Fresh(o) | Idempotent::Recorded { value: o, .. }) => o.code(),
+            Ok(Idempotent::Replay(_)) => "replayed",
+            Ok(Idempotent::KeyReused) => "idempotency_key_reused",
+            Err(EngineError::CampaignNotFound) => "campaign_not_found",
+            Err(EngineError::Overloaded) => "overloaded",
+            Err(_) => "error",
+        };
+        metrics::counter!("firstcome_issue_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("firstcome_issue_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// One coupon by id, as stored, with its status as of now. A store read: call it
+    /// off the async workers.
+    pub fn coupon(&self, coupon_id: &str) -> Result<Coupon, EngineError> {
+        let (cid, seq) = parse_coupon_id(coupon_id).ok_or(EngineError::CouponNotFound)?;
+        let now = self.ctx.clock.now();
+        self.ctx
+            .store
+            .coupon(cid, seq)?
+            .map(|r| Coupon::at(r, now))
+            .ok_or(EngineError::CouponNotFound)
+    }
+
+    /// Redeems a coupon for its holder, or cancels its redemption.
+    pub async fn use_coupon(
+        &self,
+        request: CouponUse,
+    ) -> Result<Idempotent<CouponChange>, EngineError> {
+        let action = request.action;
+        let result = match parse_coupon_id(&request.coupon_id) {
+            None => Err(EngineError::CouponNotFound),
+            Some((cid, seq)) => {
+                let cid = cid.to_string();
+                self.call(&cid, |reply| CampaignMsg::UseCoupon {
+                    seq,
+                    request,
+                    reply,
+                })
+                .await
+            }
+        };
+        let result = match result {
+            // The coupon's campaign does not exist, so neither does the coupon.
+            Err(EngineError::CampaignNotFound) => Err(EngineError::CouponNotFound),
+            other => other,
+        };
+        let outcome = match &result {
+            Ok(Idempotent::Fresh(c) | Idempotent::Recorded { value: c, .. }) => c.code(),
+            Ok(Idempotent::Replay(_)) => "replayed",
+            Ok(Idempotent::KeyReused) => "idempotency_key_reused",
+            Err(EngineError::CouponNotFound) => "coupon_not_found",
+            Err(EngineError::Overloaded) => "overloaded",
+            Err(_) => "error",
+        };
+        metrics::counter!(
+            "firstcome_coupon_use_total",
+            "action" => action.as_str(),
+            "outcome" => outcome
+        )
+        .increment(1);
+        result
+    }
+
+    /// Pauses, resumes, renames, moves `ends_at`, or changes the stock of a campaign.
+    pub async fn update_campaign(
+        &self,
+        campaign_id: &str,
+        patch: CampaignPatch,
+    ) -> Result<CampaignView, EngineError> {
+        self.call(campaign_id, |reply| CampaignMsg::Update(patch, reply))
+            .await
+    }
+
+    /// Ends issuance now; issued coupons stay valid.
+    pub async fn close_campaign(&self, campaign_id: &str) -> Result<CampaignView, EngineError> {
+        self.call(campaign_id, CampaignMsg::Close).await
+    }
+
+    /// Deletes a campaign that has issued nothing.
+    pub async fn delete_campaign(&self, campaign_id: &str) -> Result<(), EngineError> {
+        let actor = self.actor(campaign_id)?;
+        self.call(campaign_id, CampaignMsg::Delete).await?;
+        self.directory.remove(campaign_id);
+        actor.stop(Some("deleted".into()));
+        Ok(())
+    }
+
+    /// Forgets idempotency records older than 24 hours now, instead of at the next
+    /// minute's timer; returns how many.
+    pub async fn prune_idempotency(&self) -> Result<usize, EngineError> {
+        idempotency::prune(&self.ctx).await
+    }
+
+    /// Live statistics (after expiring what is due).
+    pub async fn stats(&self, campaign_id: &str) -> Result<CampaignStats, EngineError> {
+        self.call(campaign_id, CampaignMsg::Stats).await
+    }
+
+    /// A user's coupons, `limit` at a time after the coupon id `after`, optionally of
+    /// one campaign and of one status (as of now), and whether more follow. A store
+    /// read: call it off the async workers.
+    pub fn user_coupons(
+        &self,
+        user_id: &str,
+        filter: CouponFilter<'_>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Coupon>, bool), EngineError> {
+        let after = match after {
+            Some(a) => Some(parse_coupon_id(a).ok_or(EngineError::CouponNotFound)?),
+            None => None,
+        };
+        let now = self.ctx.clock.now();
+        let keep = |r: &firstcome_storage::CouponRecord| {
+            filter
+                .status
+                .is_none_or(|s| crate::model::effective_status(r, now) == s)
+        };
+        let mut records =
+            self.ctx
+                .store
+                .user_coupons(user_id, filter.campaign_id, after, limit + 1, keep)?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        Ok((
+            records.into_iter().map(|r| Coupon::at(r, now)).collect(),
+            more,
+        ))
+    }
+
+    /// Stops the campaign actors once their mailboxes are empty, then commits and
+    /// flushes everything queued and stops the committer. Call it after the API has
+    /// stopped taking requests.
+    pub async fn shutdown(&self, timeout: Duration) {
+        // The mailer first: a send in progress is abandoned (its job stays in the
+        // outbox and goes out again after the restart, with the same Message-ID).
+        if let Some(m) = &self.mailer {
+            m.stop(timeout).await;
+        }
+        self.supervisor
+            .get_cell()
+            .drain_children_and_wait(Some(timeout))
+            .await;
+        let _ = self.supervisor.stop_and_wait(None, Some(timeout)).await;
+        self.directory.clear();
+        let committer = self.ctx.committer.clone();
+        let _ = tokio::task::spawn_blocking(move || committer.shutdown()).await;
+    }
+
+    /// The campaign's actor, for the actor tests.
+    #[cfg(test)]
+    pub(crate) fn actor_of(&self, campaign_id: &str) -> ActorRef<CampaignMsg> {
+        self.directory
+            .lookup(campaign_id)
+            .unwrap_or_else(|| panic!("no actor for {campaign_id}"))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    #[cfg(test)]
+    pub(crate) fn admission(&self) -> &Admission {
+        &self.admission
+    }
+}
