@@ -63,7 +63,8 @@ impl ApiKeys {
                     admin_key: new_key("fca"),
                     issuer_key: new_key("fci"),
                 };
-                write_private(&path, &toml::to_string(&keys).expect("keys serialize"))?;
+                let text = toml::to_string(&keys).map_err(std::io::Error::other)?;
+                write_private(&path, &text)?;
                 (keys, true)
             }
             Err(e) => return Err(e),

@@ -43,10 +43,18 @@ pub fn fingerprint(parts: &[&str]) -> [u8; 16] {
 }
 
 fn json(status: StatusCode, body: &impl serde::Serialize) -> StoredResponse {
-    StoredResponse {
-        status: status.as_u16(),
-        content_type: "application/json".into(),
-        body: serde_json::to_vec(body).expect("responses serialize"),
+    match serde_json::to_vec(body) {
+        Ok(body) => StoredResponse {
+            status: status.as_u16(),
+            content_type: "application/json".into(),
+            body,
+        },
+        // Our own plain structs always serialize; if one ever did not, the client hears
+        // `internal` (and a retry under the same key hears it again, as it should).
+        Err(e) => {
+            tracing::error!(error = %e, "serializing a response");
+            problem(ApiError::Internal(e.to_string()))
+        }
     }
 }
 

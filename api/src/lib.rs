@@ -113,6 +113,8 @@ pub enum ServeError {
     Store(EngineError),
     #[error("starting the engine: {0}")]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
     #[error("listening on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -160,7 +162,7 @@ impl Server {
             .await
             .map_err(ServeError::Store)?;
         // Before the engine starts, so that recovery's metrics are recorded.
-        let metrics = metrics::install();
+        let metrics = metrics::install()?;
         let engine = Engine::start(
             store,
             clock,

@@ -9,7 +9,7 @@
 //!   `commit_failures_total`
 //! - `campaigns`, `campaign_restarts_total`
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -27,36 +27,44 @@ const BATCH_BUCKETS: &[f64] = &[
 
 /// Installs the process-wide recorder once and returns its handle. A process has one
 /// global recorder, so servers started later in the same process (tests) share it.
-pub fn install() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Prefix("firstcome_commit_batch".into()),
-                        BATCH_BUCKETS,
-                    )
-                })
-                .and_then(|b| b.install_recorder())
-                .expect("installing the Prometheus recorder");
-            // Without the exporter's own listener, histograms are only drained by
-            // upkeep: run it, or their memory grows.
-            let upkeep = handle.clone();
-            std::thread::Builder::new()
-                .name("firstcome-metrics-upkeep".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(Duration::from_secs(5));
-                        upkeep.run_upkeep();
-                    }
-                })
-                .expect("spawning the metrics upkeep thread");
-            handle
+pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    // A std Mutex, not a OnceLock: the first install can fail, and a later call then
+    // tries again rather than seeing a half-made recorder.
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut installed = HANDLE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(h) = installed.as_ref() {
+        return Ok(h.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Prefix("firstcome_commit_batch".into()),
+                BATCH_BUCKETS,
+            )
         })
-        .clone()
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| MetricsError(e.to_string()))?;
+    // Without the exporter's own listener, histograms are only drained by upkeep: run
+    // it, or their memory grows.
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("firstcome-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        })
+        .map_err(|e| MetricsError(format!("spawning the upkeep thread: {e}")))?;
+    *installed = Some(handle.clone());
+    Ok(handle)
 }
+
+/// The Prometheus recorder could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("installing the Prometheus recorder: {0}")]
+pub struct MetricsError(String);
 
 /// Counts and times every routed request, labelled by route template.
 pub async fn track_http(req: Request, next: Next) -> Response {

@@ -9,6 +9,9 @@
 //! Run it with `cargo bench -p firstcome-benches --bench campaign_actor`; it takes
 //! about a minute. Throughput is in coupons issued per second.
 
+// A benchmark is a measuring tool: a failed setup aborts the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

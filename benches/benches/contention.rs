@@ -46,6 +46,9 @@
 //! minutes on 2 cores). Filter with criterion's usual argument, for example
 //! `cargo bench -p firstcome-benches --bench contention -- sell_out`.
 
+// A benchmark is a measuring tool: a failed setup aborts the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

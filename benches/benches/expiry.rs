@@ -7,6 +7,9 @@
 //! Run it with `cargo bench -p firstcome-benches --bench expiry`. Without `--bench`
 //! (under `cargo test --benches`) it runs 2,000 coupons as a smoke test.
 
+// A benchmark is a measuring tool: a failed setup aborts the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -18,6 +18,9 @@
 //! Without `--bench` (that is, under `cargo test --benches`) it defaults to a
 //! thousand coupons, a smoke test rather than a measurement.
 
+// A benchmark is a measuring tool: a failed setup aborts the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

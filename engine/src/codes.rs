@@ -34,9 +34,12 @@ impl std::fmt::Debug for CouponCodes {
 
 impl CouponCodes {
     pub fn from_key(key: [u8; 16]) -> Self {
+        // The low half is the first 8 bytes read little-endian, the high half the last 8:
+        // the same two keys as ever, so stored codes keep their meaning.
+        let k = u128::from_le_bytes(key);
         CouponCodes {
-            k0: u64::from_le_bytes(key[..8].try_into().expect("8 bytes")),
-            k1: u64::from_le_bytes(key[8..].try_into().expect("8 bytes")),
+            k0: k as u64,
+            k1: (k >> 64) as u64,
         }
     }
 

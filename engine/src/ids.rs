@@ -21,7 +21,7 @@ pub fn is_campaign_id(s: &str) -> bool {
             .all(|b| CROCKFORD.contains(&b.to_ascii_uppercase()) && !b.is_ascii_uppercase())
 }
 
-pub fn coupon_id(campaign_id: &str, seq: u64) -> String {
+pub(crate) fn coupon_id(campaign_id: &str, seq: u64) -> String {
     format!("{campaign_id}-{seq}")
 }
 

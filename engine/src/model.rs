@@ -10,11 +10,11 @@ use crate::clock::from_micros;
 use crate::ids::coupon_id;
 
 pub const MAX_TOTAL_STOCK: u64 = 1_000_000_000;
-pub const MAX_PER_USER_LIMIT: u32 = 1_000;
-pub const MAX_NAME_LEN: usize = 200;
-pub const MAX_STORE_ID_LEN: usize = 128;
+pub(crate) const MAX_PER_USER_LIMIT: u32 = 1_000;
+pub(crate) const MAX_NAME_LEN: usize = 200;
+pub(crate) const MAX_STORE_ID_LEN: usize = 128;
 /// Ten years: a validity beyond that is a typo, not a coupon.
-pub const MAX_VALID_FOR_SECS: u64 = 10 * 366 * 24 * 3600;
+pub(crate) const MAX_VALID_FOR_SECS: u64 = 10 * 366 * 24 * 3600;
 
 /// How a new campaign's coupons expire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -76,6 +76,8 @@ struct Args {
     /// Start `firstcome serve` (this binary, or the one next to this executable) on a temp
     /// data dir and port 0, run against it, and stop it.
     #[arg(long, num_args = 0..=1)]
+    // clap's shape for a flag with an optional value: absent, `--spawn`, `--spawn PATH`.
+    #[allow(clippy::option_option)]
     spawn: Option<Option<PathBuf>>,
     /// Users whose coupon list is checked afterwards (a sample when more got a coupon).
     #[arg(long, default_value_t = 10_000)]
@@ -705,6 +707,9 @@ async fn drive(args: &Args, plan: Plan, t: Arc<Target>) -> Result<bool, Error> {
 }
 
 fn hist_new() -> Histogram<u64> {
+    // Constant bounds that hdrhistogram accepts (1 us to an hour, 3 digits): a failure
+    // here is a programming error, caught by the first run.
+    #[allow(clippy::expect_used)]
     Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
@@ -751,10 +756,10 @@ async fn verify(
             continue;
         }
         match (r.status, r.code.as_str()) {
-            (201, _) | (409, "already_issued") | (409, "sold_out") => {
+            (201, _) | (409, "already_issued" | "sold_out") => {
                 answered[r.campaign].insert(r.user);
             }
-            (0, _) | (500..=599, _) => unknown[r.campaign] += 1,
+            (0 | 500..=599, _) => unknown[r.campaign] += 1,
             _ => {}
         }
         if let Some(c) = &r.coupon {

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub scenario: String,
     pub base_url: String,
     pub mode: String,
@@ -23,7 +23,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
@@ -32,14 +32,14 @@ pub struct Latency {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Second {
+pub(crate) struct Second {
     pub t: u64,
     pub requests: u64,
     pub p99_ms: f64,
 }
 
 impl Report {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut s = format!(
             "scenario {} against {} ({})\n  requests {} in {:.2} s: {:.0} req/s\n  latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n",
             self.scenario,
@@ -87,7 +87,7 @@ impl Report {
         s
     }
 
-    pub fn html(&self) -> String {
+    pub(crate) fn html(&self) -> String {
         let tput: Vec<(f64, f64)> = self
             .per_second
             .iter()

@@ -3,6 +3,10 @@
 //!
 //! Needs `redis-server` on PATH; skipped with a message when it is not.
 
+// A test crate: helpers outside `#[test]` functions panic with their message too, and
+// modules share them with `pub`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -87,7 +87,8 @@ pub struct Committer {
 }
 
 impl Committer {
-    pub fn start(store: Store, cfg: CommitterConfig) -> Committer {
+    /// Starts the committer thread; fails only if the OS refuses a thread.
+    pub fn start(store: Store, cfg: CommitterConfig) -> Result<Committer, StorageError> {
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
         let counts = Counts {
@@ -99,14 +100,14 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("firstcome-committer".into())
             .spawn(move || run(store, cfg, rx, &counts))
-            .expect("spawning the committer thread");
-        Committer {
+            .map_err(|e| StorageError::Spawn(e.to_string()))?;
+        Ok(Committer {
             tx,
             groups,
             requests,
             thread: Arc::new(Mutex::new(Some(thread))),
             failed,
-        }
+        })
     }
 
     pub fn stats(&self) -> CommitStats {
@@ -249,7 +250,7 @@ mod tests {
             cache_capacity: 8 << 20,
         })
         .unwrap();
-        let committer = Committer::start(store.clone(), CommitterConfig::default());
+        let committer = Committer::start(store.clone(), CommitterConfig::default()).unwrap();
         let (tx, rx) = mpsc::channel();
         for seq in 0..100 {
             let mut w = Writes::new();
@@ -307,7 +308,7 @@ mod tests {
     #[test]
     fn submit_after_shutdown_reports_stopped() {
         let store = Store::open(&StoreConfig::temporary()).unwrap();
-        let committer = Committer::start(store, CommitterConfig::default());
+        let committer = Committer::start(store, CommitterConfig::default()).unwrap();
         committer.shutdown();
         let (tx, rx) = mpsc::channel();
         committer.submit(Writes::new(), Box::new(move |r| tx.send(r).unwrap()));

@@ -14,6 +14,8 @@ pub enum StorageError {
     Encode(String),
     #[error("the committer has stopped")]
     CommitterStopped,
+    #[error("starting the committer thread: {0}")]
+    Spawn(String),
 }
 
 impl From<sled::Error> for StorageError {

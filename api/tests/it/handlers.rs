@@ -36,7 +36,7 @@ async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -
             admin_key: ADMIN_KEY.into(),
             issuer_key: ISSUER_KEY.into(),
         }),
-        metrics: firstcome_api::metrics::install(),
+        metrics: firstcome_api::metrics::install().unwrap(),
         shutting_down: Arc::new(AtomicBool::new(false)),
     }
 }

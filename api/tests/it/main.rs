@@ -1,6 +1,10 @@
 //! End-to-end tests: real sled in temporary dirs, real HTTP over loopback, and (in
 //! `crash`) the real `firstcome` binary. One test binary, as svix-server's tests/it.
 
+// A test crate: helpers outside `#[test]` functions panic with their message too, and
+// modules share them with `pub`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod bad_input;
 mod crash;
 mod handlers;

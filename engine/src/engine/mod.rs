@@ -112,7 +112,7 @@ impl Engine {
                 .map_err(|e| EngineError::Actor(e.to_string()))??
         };
         let ctx = Arc::new(Context {
-            committer: Committer::start(store.clone(), config.committer),
+            committer: Committer::start(store.clone(), config.committer)?,
             store,
             clock,
             codes: CouponCodes::from_key(key),
