@@ -11,7 +11,7 @@
 //! Applying here and not on the actors' threads is deliberate: sled's flush holds up
 //! concurrent `apply_batch` calls, and when actors applied their own writes they (and
 //! the tokio workers under them) stalled for every fsync; issue throughput fell to a
-//! quarter (README, Performance). An actor that must read its own not yet applied
+//! quarter (docs/performance.md). An actor that must read its own not yet applied
 //! changes keeps them in memory until their completion reports them settled.
 //!
 //! Requests are handled strictly in submission order. That gives two guarantees the
