@@ -207,16 +207,19 @@ async fn main() -> Result<(), Error> {
     let t = Instant::now();
     let holders = store.recover_holders(&record.id)?;
     let read = t.elapsed();
-    let (n, from_chunks) = (holders.holders.len(), holders.from_chunks);
+    let (n, in_groups) = (
+        holders.holders.len(),
+        holders.holders.len() as u64 - holders.first_group_seq,
+    );
     let t = Instant::now();
-    let ledger = Ledger::recover(record.total_stock, record.per_user_limit, holders);
+    let ledger = Ledger::recover(record.total_stock, record.per_user_limit, &holders.holders);
     let rebuilt = t.elapsed();
     println!("profile:  Store::open {}", ms(opened));
     println!("profile:  store.campaigns {}", ms(listed));
     println!(
-        "profile:  store.recover_holders {} ({n} holders, {from_chunks} from chunks, {} from coupon records)",
+        "profile:  store.recover_holders {} ({n} holders, {in_groups} from issued groups, {} from coupon records)",
         ms(read),
-        n as u64 - from_chunks
+        n as u64 - in_groups
     );
     println!(
         "profile:  Ledger::recover {} ({} distinct holders)",

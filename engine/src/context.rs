@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use firstcome_storage::{Committer, StorageError, Store, Writes};
+use firstcome_storage::{Committer, CouponRecord, StorageError, Store, Writes};
 
 use crate::clock::Clock;
 use crate::codes::CouponCodes;
@@ -23,6 +23,22 @@ impl Context {
     /// Now, in microseconds since the epoch (the unit every stored time uses).
     pub(crate) fn now_us(&self) -> i64 {
         self.clock.now().as_microsecond()
+    }
+
+    /// One coupon as stored, with its code: a coupon read from its issued group has none
+    /// stored, and gets the one derived from (campaign ordinal, seq).
+    pub(crate) fn coupon(
+        &self,
+        campaign_id: &str,
+        ordinal: u64,
+        seq: u64,
+    ) -> Result<Option<CouponRecord>, StorageError> {
+        Ok(self.store.coupon(campaign_id, seq)?.map(|mut c| {
+            if c.code.is_empty() {
+                c.code = self.codes.code(ordinal, seq);
+            }
+            c
+        }))
     }
 
     /// Submits `writes` and waits until they, and everything submitted before them, are

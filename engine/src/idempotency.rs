@@ -54,6 +54,17 @@ pub(crate) enum Earlier {
     Deciding,
 }
 
+/// Whether what a key was used for is durable yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// In the store: an answer built on it may go at once.
+    Durable,
+    /// Another decision's claim, whose commit is submitted (or being decided): an answer
+    /// built on it must go after that commit, so no answer contradicts what a crash
+    /// would leave.
+    Pending,
+}
+
 /// The guard of a claimed key: dropping it releases the key.
 pub(crate) struct Claim {
     claims: Arc<KeyClaims>,
@@ -75,7 +86,7 @@ impl KeyClaims {
         store: &Store,
         key: &str,
         fingerprint: [u8; 16],
-    ) -> Result<Result<Claim, Earlier>, StorageError> {
+    ) -> Result<Result<Claim, (Earlier, Durability)>, StorageError> {
         let mut in_flight = self.lock();
         let earlier = |f: [u8; 16], r: Option<&IdempotencyRecord>| match r {
             _ if f != fingerprint => Earlier::Reused,
@@ -83,12 +94,15 @@ impl KeyClaims {
             None => Earlier::Deciding,
         };
         if let Some(c) = in_flight.get(key) {
-            return Ok(Err(earlier(c.fingerprint, c.record.as_ref())));
+            let e = earlier(c.fingerprint, c.record.as_ref());
+            return Ok(Err((e, Durability::Pending)));
         }
-        // Under the lock: a claim is released only after its record is in the store, so
-        // between the two looks nothing can slip through.
+        // Under the lock: a claim is released only after its record is durable, so
+        // between the two looks nothing can slip through, and what the store has is
+        // durable.
         if let Some(r) = store.idempotency(key)? {
-            return Ok(Err(earlier(r.fingerprint, Some(&r))));
+            let e = earlier(r.fingerprint, Some(&r));
+            return Ok(Err((e, Durability::Durable)));
         }
         in_flight.insert(
             key.to_string(),

@@ -30,6 +30,7 @@ pub mod mail;
 mod model;
 mod request;
 mod supervisor;
+mod user_index;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{CouponCodes, is_well_formed as is_well_formed_code};

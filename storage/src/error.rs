@@ -14,6 +14,9 @@ pub enum StorageError {
     Encode(String),
     #[error("the committer has stopped")]
     CommitterStopped,
+    /// The store was written by a newer build: reading it could misread it.
+    #[error("the store has format {found}; this build reads formats up to {supported}")]
+    Format { found: u64, supported: u64 },
     #[error("starting the committer thread: {0}")]
     Spawn(String),
 }

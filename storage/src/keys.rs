@@ -3,7 +3,6 @@
 
 pub(crate) const CAMPAIGN: u8 = b'c';
 pub(crate) const COUPON: u8 = b'k';
-pub(crate) const USER_INDEX: u8 = b'u';
 pub(crate) const HOLDER_CHUNK: u8 = b'h';
 pub(crate) const META: u8 = b'm';
 pub(crate) const STATS: u8 = b's';
@@ -19,6 +18,8 @@ pub(crate) const MAIL_DEAD: u8 = b'd';
 pub(crate) const REMINDER: u8 = b'r';
 pub(crate) const ANNOUNCED: u8 = b'a';
 pub(crate) const FAN_OUT: u8 = b'f';
+pub(crate) const ISSUED_GROUP: u8 = b'g';
+pub(crate) const PROGRESS: u8 = b'n';
 
 /// `kind id`: the simple one-part keys.
 pub(crate) fn simple(kind: u8, id: &str) -> Vec<u8> {
@@ -117,23 +118,6 @@ pub(crate) fn coupon(campaign_id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
-/// User ids are printable (checked at the API), so they never contain the NUL that
-/// ends them here; a prefix scan of `u user 0x00` therefore never sees another user.
-pub(crate) fn user_prefix(user_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + user_id.len() + 24);
-    k.push(USER_INDEX);
-    k.extend_from_slice(user_id.as_bytes());
-    k.push(0);
-    k
-}
-
-pub(crate) fn user_coupon(user_id: &str, campaign_id: &str, seq: u64) -> Vec<u8> {
-    let mut k = user_prefix(user_id);
-    k.extend_from_slice(campaign_id.as_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
 pub(crate) fn holder_chunk_prefix(campaign_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + campaign_id.len() + 4);
     k.push(HOLDER_CHUNK);
@@ -154,16 +138,6 @@ pub(crate) fn meta(name: &str) -> Vec<u8> {
     k
 }
 
-/// Splits the tail of a user-index key (after the user prefix) into campaign id and seq.
-pub(crate) fn split_user_coupon_tail(tail: &[u8]) -> Option<(&str, u64)> {
-    if tail.len() < 8 {
-        return None;
-    }
-    let (cid, seq) = tail.split_at(tail.len() - 8);
-    let cid = std::str::from_utf8(cid).ok()?;
-    Some((cid, u64::from_be_bytes(seq.try_into().ok()?)))
-}
-
 /// The smallest key after `key`: where a scan resumes after a cursor, or the exclusive
 /// end that makes a scan include `key` itself.
 pub(crate) fn after(mut key: Vec<u8>) -> Vec<u8> {
@@ -182,4 +156,16 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// `g campaign first_seq`: the coupons one commit group issued, from `first_seq` on.
+pub(crate) fn issued_group(campaign_id: &str, first_seq: u64) -> Vec<u8> {
+    let mut k = simple(ISSUED_GROUP, campaign_id);
+    k.extend_from_slice(&first_seq.to_be_bytes());
+    k
+}
+
+/// `n campaign`: how far the campaign's expiry walk has come.
+pub(crate) fn progress(campaign_id: &str) -> Vec<u8> {
+    simple(PROGRESS, campaign_id)
 }

@@ -107,6 +107,86 @@ pub struct StatsRecord {
     pub per_day: std::collections::BTreeMap<i32, DayStats>,
 }
 
+/// One coupon as issued, in the group record of the commit that made it durable. Its
+/// code is not stored: the engine derives it from (campaign ordinal, seq).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCoupon {
+    pub seq: u64,
+    pub user_id: String,
+    pub issued_at: i64,
+    pub expires_at: Option<i64>,
+    /// Whether its expiry is kept in the per-coupon time index (`x`). Most coupons'
+    /// `expires_at` grows with their seq, and the campaign's expiry walk finds them in
+    /// seq order without an index entry; one that would expire before an earlier coupon
+    /// (the campaign's end was moved earlier, the clock stepped back) is indexed.
+    pub expiry_indexed: bool,
+}
+
+/// The stored form of a group: times as deltas, so a coupon costs its user id and a
+/// few bytes (bincode's varints).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct IssuedGroupV1 {
+    /// `issued_at` of the first coupon.
+    base_at: i64,
+    coupons: Vec<IssuedEntryV1>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct IssuedEntryV1 {
+    user_id: String,
+    /// `issued_at - base_at` (may be negative if the clock stepped back).
+    issued_delta: i64,
+    /// `expires_at - issued_at`.
+    expires_delta: Option<i64>,
+    expiry_indexed: bool,
+}
+
+pub(crate) fn encode_issued_group(coupons: &[IssuedCoupon]) -> Result<Vec<u8>, StorageError> {
+    let base_at = coupons.first().map_or(0, |c| c.issued_at);
+    let group = IssuedGroupV1 {
+        base_at,
+        coupons: coupons
+            .iter()
+            .map(|c| IssuedEntryV1 {
+                user_id: c.user_id.clone(),
+                issued_delta: c.issued_at.wrapping_sub(base_at),
+                expires_delta: c.expires_at.map(|e| e.wrapping_sub(c.issued_at)),
+                expiry_indexed: c.expiry_indexed,
+            })
+            .collect(),
+    };
+    encode(&group)
+}
+
+/// The coupons of a group whose first seq is `first_seq`.
+pub(crate) fn decode_issued_group(
+    first_seq: u64,
+    bytes: &[u8],
+) -> Result<Vec<IssuedCoupon>, StorageError> {
+    let group: IssuedGroupV1 = decode("issued group", bytes)?;
+    if group.coupons.is_empty() {
+        return Err(StorageError::Corrupt {
+            what: "issued group",
+            detail: "no coupons".into(),
+        });
+    }
+    Ok(group
+        .coupons
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let issued_at = group.base_at.wrapping_add(e.issued_delta);
+            IssuedCoupon {
+                seq: first_seq + i as u64,
+                user_id: e.user_id,
+                issued_at,
+                expires_at: e.expires_delta.map(|d| issued_at.wrapping_add(d)),
+                expiry_indexed: e.expiry_indexed,
+            }
+        })
+        .collect())
+}
+
 /// A response kept for an `Idempotency-Key`, replayed to a retry of the same request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdempotencyRecord {
@@ -360,6 +440,23 @@ mod tests {
         let bytes = encode_coupon(&c).unwrap();
         assert_eq!(bytes[0], COUPON_VERSION);
         assert_eq!(decode_coupon(&bytes).unwrap(), c);
+    }
+
+    #[test]
+    fn issued_groups_round_trip_compactly() {
+        let coupons: Vec<IssuedCoupon> = (0..64)
+            .map(|i| IssuedCoupon {
+                seq: 1_000 + i,
+                user_id: format!("user-{i:06}"),
+                issued_at: 1_700_000_000_000_000 + i as i64 * 37,
+                expires_at: (i % 3 != 0).then_some(1_700_000_604_800_000_000 + i as i64),
+                expiry_indexed: i == 5,
+            })
+            .collect();
+        let bytes = encode_issued_group(&coupons).unwrap();
+        assert_eq!(decode_issued_group(1_000, &bytes).unwrap(), coupons);
+        // The user id (11 bytes) and a few bytes of times and flags per coupon.
+        assert!(bytes.len() < 64 * 24, "{} bytes", bytes.len());
     }
 
     #[test]

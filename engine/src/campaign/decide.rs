@@ -2,7 +2,7 @@
 //! campaign. Each reads and changes the actor's state and gathers its writes in
 //! [`Effects`]; the caller submits them and replies once they are durable.
 
-use firstcome_storage::{CouponRecord, CouponStatus};
+use firstcome_storage::{CouponRecord, CouponStatus, IssuedCoupon};
 use ractor::ActorProcessingErr;
 
 use super::{CampaignActor, CampaignState, Effects};
@@ -62,17 +62,25 @@ impl CampaignActor {
             redeemed_at: None,
             order_id: None,
         };
-        // An encoding failure here would leave the ledger ahead of the store: fail the
-        // actor (`?`) so that the supervisor rebuilds it from what is durable.
-        effects.writes.put_coupon(&coupon)?;
-        if let Some(at) = coupon.expires_at {
-            effects.writes.put_expiry(&rec.id, at, seq);
+        // Expiry in seq order needs no index entry; one that would expire before an
+        // earlier coupon (the end moved earlier, the clock stepped back) gets one.
+        let order = coupon.expires_at.unwrap_or(i64::MAX);
+        let expiry_indexed = order < state.expiry.last_in_order;
+        if expiry_indexed {
+            if let Some(at) = coupon.expires_at {
+                effects.writes.put_expiry(&rec.id, at, seq);
+            }
+            state.expiry.indexed.insert(seq);
+        } else {
+            state.expiry.last_in_order = order;
         }
-        for chunk in state.ledger.take_full_chunks() {
-            effects
-                .writes
-                .put_holder_chunk(&rec.id, chunk.chunk, &chunk.users)?;
-        }
+        effects.issued.push(IssuedCoupon {
+            seq,
+            user_id: coupon.user_id.clone(),
+            issued_at,
+            expires_at: coupon.expires_at,
+            expiry_indexed,
+        });
         if let Some(m) = &self.mail {
             // The confirmation goes in the same batch as the coupon: durable together.
             let contact = match contact {
@@ -112,15 +120,22 @@ impl CampaignActor {
         let at = coupon.expires_at.unwrap_or_default();
         coupon.status = CouponStatus::Expired;
         effects.writes.put_coupon(&coupon)?;
-        effects
-            .writes
-            .remove_expiry(&state.record.id, at, coupon.seq);
+        if !state.expiry.walked(coupon.seq) {
+            effects
+                .writes
+                .remove_expiry(&state.record.id, at, coupon.seq);
+        }
+        Self::count_expiry(state, effects, at);
+        effects.coupons.push(coupon.clone());
+        Ok(coupon)
+    }
+
+    /// Counts one expiry at `at` (once per coupon: see `expire` and the walk).
+    pub(super) fn count_expiry(state: &mut CampaignState, effects: &mut Effects, at: i64) {
         state.stats.expired += 1;
         metrics::counter!("firstcome_coupons_expired_total").increment(1);
         state.stats.per_day.entry(day_of(at)).or_default().expired += 1;
         effects.days.push(day_of(at));
-        effects.coupons.push(coupon.clone());
-        Ok(coupon)
     }
 
     /// Redeems coupon `seq` for its holder, or cancels its redemption.
@@ -139,9 +154,14 @@ impl CampaignActor {
             return Ok(Ok(CouponChange::NotOwner));
         }
         let effective = model::effective_status(&coupon, now);
-        if effective == Effective::Expired && coupon.status == CouponStatus::Issued {
+        if effective == Effective::Expired
+            && coupon.status == CouponStatus::Issued
+            && !state.expiry.walked(seq)
+        {
             // Expired for every operation the moment its time passes: make it durable
-            // now rather than wait for the expiry tick.
+            // now rather than wait for the expiry tick. (A walked coupon is counted by
+            // the walk, which finds it still issued; writing it here would count it
+            // twice.)
             coupon = Self::expire(state, effects, coupon)?;
         }
         let redeem = req.action == CouponAction::Redeem;
@@ -183,8 +203,11 @@ impl CampaignActor {
                     coupon = Self::expire(state, effects, coupon)?;
                 }
                 Some(at) => {
-                    // The expiry round dropped its index entry while it was redeemed.
-                    effects.writes.put_expiry(&state.record.id, at, coupon.seq);
+                    // The expiry round dropped its index entry while it was redeemed (a
+                    // walked coupon has none: the walk has not reached it yet).
+                    if !state.expiry.walked(coupon.seq) {
+                        effects.writes.put_expiry(&state.record.id, at, coupon.seq);
+                    }
                     effects.writes.put_coupon(&coupon)?;
                 }
                 None => effects.writes.put_coupon(&coupon)?,
@@ -251,6 +274,8 @@ impl CampaignActor {
             return Err(EngineError::CampaignHasCoupons);
         }
         effects.writes.delete_campaign(&state.record.id);
+        // No user lists a coupon of it: it has none.
+        self.index.forget_campaign(state.record.ordinal);
         state.deleted = true;
         Ok(())
     }

@@ -10,10 +10,13 @@
 //! repeat.
 //!
 //! - this file: the message enum, the state, recovery in `pre_start`, and dispatch;
+//! - `batch`: the campaign's own group commit (one record for the coupons of many
+//!   decisions) and answers that need no trip through the committer;
 //! - `decide`: the decisions (issue, redeem and cancel, update, close);
 //! - `timers`: the timed duties (announcement, reminders, expiry);
 //! - `unsettled`: the overlay of changes not yet applied by the committer.
 
+mod batch;
 mod decide;
 mod timers;
 mod unsettled;
@@ -24,20 +27,26 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use firstcome_storage::{CampaignRecord, CouponRecord, IdempotencyRecord, StatsRecord, Writes};
+use std::collections::BTreeSet;
+
+use firstcome_storage::{
+    CampaignRecord, CouponRecord, IdempotencyRecord, IssuedCoupon, StatsRecord, Writes,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::EngineError;
 use crate::admission::Reply;
 use crate::context::Context;
-use crate::idempotency::{Earlier, KeyClaims};
-use crate::ledger::Ledger;
+use crate::idempotency::{Claim, Durability, Earlier, KeyClaims};
+use crate::ledger::{Ledger, user_key};
 use crate::mail::MailHandle;
 use crate::model::{
     self, CampaignPatch, CampaignStats, CampaignView, CouponChange, IdempotencyKey, Idempotent,
     IssueOutcome,
 };
 use crate::request::{CouponUse, IssueRequest};
+use crate::user_index::UserIndex;
+use batch::{Batch, Deliver, InFlight, MAX_BATCH_COUPONS};
 use unsettled::Unsettled;
 
 /// How often the actor looks for coupons whose validity has passed.
@@ -64,10 +73,10 @@ pub(crate) enum CampaignMsg {
     Stats(Reply<CampaignStats>),
     /// Expire what is due (the timer, or the rest of a long backlog).
     ExpireDue,
-    /// Every change numbered up to `change` is applied and durable, so the store now
-    /// holds it (sent by the completion of that change's commit).
-    Settled {
-        change: u64,
+    /// A submission completed: every change numbered up to `change` is in the store, and
+    /// the next batch may go.
+    Committed {
+        change: Option<u64>,
     },
     /// Makes the handler fail, to test supervision.
     #[cfg(test)]
@@ -88,6 +97,7 @@ pub(crate) enum Start {
 pub(crate) struct CampaignActor {
     pub(crate) ctx: Arc<Context>,
     pub(crate) claims: Arc<KeyClaims>,
+    pub(crate) index: Arc<UserIndex>,
     /// `None` when mail is off: then no decision writes mail jobs.
     pub(crate) mail: Option<Arc<MailHandle>>,
 }
@@ -107,16 +117,71 @@ pub(crate) struct CampaignState {
     announced: bool,
     /// Set by a successful delete: everything after it hears "not found".
     deleted: bool,
+    /// Decided, not yet submitted.
+    batch: Batch,
+    /// The latest submission, until it completes.
+    in_flight: Option<Arc<InFlight>>,
+    /// The seq the next issued group starts at (paired with recovery's gap check).
+    next_group_seq: u64,
+    expiry: ExpiryOrder,
 }
 
-/// One decision's effects, gathered before they are submitted.
+impl CampaignState {
+    fn new(
+        record: CampaignRecord,
+        ledger: Ledger,
+        stats: StatsRecord,
+        announced: bool,
+        expiry: ExpiryOrder,
+    ) -> CampaignState {
+        CampaignState {
+            next_group_seq: ledger.issued(),
+            record,
+            ledger,
+            stats,
+            unsettled: Unsettled::default(),
+            expiry_cursor: None,
+            reminder_cursor: None,
+            announced,
+            deleted: false,
+            batch: Batch::default(),
+            in_flight: None,
+            expiry,
+        }
+    }
+}
+
+/// How the campaign finds coupons whose validity passed (see `timers`).
+struct ExpiryOrder {
+    /// Coupons before it are format-1 records, in the time index.
+    first_group_seq: u64,
+    /// Every group coupon before it that is not indexed was looked at by the walk.
+    walk: u64,
+    /// Group coupons whose expiry is in the time index, out of seq order.
+    indexed: BTreeSet<u64>,
+    /// The expiry of the last group coupon in seq order (`i64::MAX` for none).
+    last_in_order: i64,
+    /// When the coupon the walk stopped at expires: no walk before then.
+    next_due: Option<i64>,
+}
+
+impl ExpiryOrder {
+    /// Whether the walk, not the time index, expires coupon `seq`.
+    fn walked(&self, seq: u64) -> bool {
+        seq >= self.first_group_seq && !self.indexed.contains(&seq)
+    }
+}
+
+/// One decision's effects, gathered before they join the batch.
 #[derive(Default)]
 struct Effects {
     writes: Writes,
+    /// New coupons (into the batch's group record).
+    issued: Vec<IssuedCoupon>,
     /// Coupons changed after their issue (tracked as unsettled until applied).
     coupons: Vec<CouponRecord>,
-    /// The claim of the idempotency key whose record these writes hold.
-    claim: Option<crate::idempotency::Claim>,
+    /// The claim of the idempotency key whose record these writes hold, and the record.
+    claim: Option<(Claim, IdempotencyRecord)>,
     /// UTC days whose counts this decision changed (the totals are written with them).
     days: Vec<i32>,
     /// Mail jobs written (the dispatcher is woken once they are durable).
@@ -126,54 +191,127 @@ struct Effects {
 }
 
 impl CampaignActor {
-    /// Submits the effects and sends `value` to `reply` once they, and everything
-    /// submitted before them, are durable; an error instead if the commit failed.
+    /// Adds the effects to the batch and sends `value` to `reply` once they, and
+    /// everything decided before them, are durable; an error instead if the commit
+    /// failed. A reply that adds no writes goes at once if nothing is pending, or after
+    /// the submission in flight if only that is pending.
     fn commit_and_reply<T: Send + 'static>(
         &self,
-        myself: &ActorRef<CampaignMsg>,
+        _myself: &ActorRef<CampaignMsg>,
         state: &mut CampaignState,
-        mut effects: Effects,
+        effects: Effects,
         reply: Option<Reply<T>>,
         value: Result<T, EngineError>,
     ) -> Result<(), ActorProcessingErr> {
-        if !effects.days.is_empty() {
-            effects.days.sort_unstable();
-            effects.days.dedup();
-            effects
-                .writes
-                .put_stats(&state.record.id, &state.stats, &effects.days)?;
+        let writes = !effects.writes.is_empty()
+            || !effects.issued.is_empty()
+            || !effects.days.is_empty()
+            || effects.claim.is_some();
+        if writes {
+            let b = &mut state.batch;
+            b.writes.extend(effects.writes);
+            b.issued.extend(effects.issued);
+            if !effects.days.is_empty() {
+                b.stats_changed = true;
+                b.days.extend(effects.days);
+            }
+            if let Some((claim, record)) = effects.claim {
+                b.publish.push((claim.key().to_string(), record));
+                b.claims.push(claim);
+            }
+            b.mail_jobs += effects.mail_jobs;
+            b.wake_mail |= effects.wake_mail;
+            if let Some(change) = state.unsettled.track(effects.coupons) {
+                b.change = Some(change);
+            }
         }
-        let change = state.unsettled.track(effects.coupons);
+        let Some(reply) = reply else {
+            return Ok(());
+        };
+        let deliver: Deliver = Box::new(move |committed| {
+            reply.send(match committed {
+                Ok(()) => value,
+                Err(e) => Err(EngineError::from(e)),
+            })
+        });
+        if writes || !state.batch.is_empty() {
+            state.batch.replies.push(deliver);
+        } else if let Some(in_flight) = &state.in_flight {
+            in_flight.after(deliver);
+        } else {
+            deliver(Ok(()));
+        }
+        Ok(())
+    }
+
+    /// Submits the batch if the previous submission has completed (or the batch is
+    /// full): one group record for its new coupons, its statistics once, the rest of its
+    /// writes, and a completion that answers its replies in order.
+    fn flush(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        now: bool,
+    ) -> Result<(), ActorProcessingErr> {
+        let busy = state.in_flight.as_ref().is_some_and(|f| !f.is_done());
+        let wait = busy && !now && state.batch.issued.len() < MAX_BATCH_COUPONS;
+        if state.batch.is_empty() || wait {
+            return Ok(());
+        }
+        let mut b = std::mem::take(&mut state.batch);
+        let id = &state.record.id;
+        if let Some(first) = b.issued.first() {
+            // Paired with recovery's gap check: groups follow each other without a gap.
+            assert_eq!(
+                first.seq, state.next_group_seq,
+                "campaign {id}: group out of order"
+            );
+            state.next_group_seq += b.issued.len() as u64;
+            b.writes.put_issued_group(id, &b.issued)?;
+        }
+        if b.stats_changed {
+            let days: Vec<i32> = b.days.iter().copied().collect();
+            b.writes.put_stats(id, &state.stats, &days)?;
+        }
+        let new_keys: Vec<(u128, u64)> = b
+            .issued
+            .iter()
+            .map(|c| (user_key(&c.user_id), c.seq))
+            .collect();
+        let in_flight = Arc::new(InFlight::default());
+        let done = in_flight.clone();
         let me = myself.clone();
-        let claim = effects.claim;
-        let mail_jobs = effects.mail_jobs;
-        let mail = self
-            .mail
-            .clone()
-            .filter(|_| mail_jobs > 0 || effects.wake_mail);
+        let index = self.index.clone();
+        let ordinal = state.record.ordinal;
+        let mail = self.mail.clone().filter(|_| b.mail_jobs > 0 || b.wake_mail);
+        let (mail_jobs, claims, replies, change) = (b.mail_jobs, b.claims, b.replies, b.change);
         self.ctx.committer.submit(
-            effects.writes,
+            b.writes,
             Box::new(move |committed| {
-                // The key's record is in the store now (or the store failed: then a retry
-                // decides afresh). Either way the claim goes, before anyone hears back.
-                drop(claim);
-                let answer = match committed {
-                    Ok(()) => {
-                        if let Some(mail) = mail {
-                            mail.committed(mail_jobs);
-                        }
-                        if let Some(change) = change {
-                            let _ = me.cast(CampaignMsg::Settled { change });
-                        }
-                        value
+                // The keys' records are in the store now (or the store failed: then a
+                // retry decides afresh). Either way the claims go before anyone hears.
+                drop(claims);
+                if committed.is_ok() {
+                    // Before the replies: whoever hears of a coupon finds it listed.
+                    index.add(ordinal, &new_keys);
+                    if let Some(mail) = mail {
+                        mail.committed(mail_jobs);
                     }
-                    Err(e) => Err(EngineError::from(e)),
-                };
-                if let Some(reply) = reply {
-                    reply.send(answer);
                 }
+                for deliver in replies {
+                    deliver(committed.clone());
+                }
+                done.complete(committed.clone());
+                let change = change.filter(|_| committed.is_ok());
+                let _ = me.cast(CampaignMsg::Committed { change });
             }),
         );
+        // Only now, after the writes are queued: a replay by another actor then queues
+        // its reply behind them, so it never outruns the record.
+        for (key, record) in b.publish {
+            self.claims.publish(&key, record);
+        }
+        state.in_flight = Some(in_flight);
         Ok(())
     }
 
@@ -213,7 +351,21 @@ impl CampaignActor {
     ) -> Result<Option<CouponRecord>, ActorProcessingErr> {
         Ok(match state.unsettled.get(seq) {
             Some(c) => Some(c.clone()),
-            None => self.ctx.store.coupon(&state.record.id, seq)?,
+            None => self
+                .ctx
+                .coupon(&state.record.id, state.record.ordinal, seq)?,
+        })
+    }
+
+    /// The coupon's change since its issue, if it has one (unsettled, or its `k` record).
+    fn changed_coupon(
+        &self,
+        state: &CampaignState,
+        seq: u64,
+    ) -> Result<Option<CouponRecord>, ActorProcessingErr> {
+        Ok(match state.unsettled.get(seq) {
+            Some(c) => Some(c.clone()),
+            None => self.ctx.store.changed_coupon(&state.record.id, seq)?,
         })
     }
 
@@ -243,12 +395,23 @@ impl CampaignActor {
             .claim(&self.ctx.store, &idem.key, idem.fingerprint)?
         {
             Ok(claim) => claim,
-            Err(earlier) => {
+            Err((earlier, durability)) => {
                 let answer = match earlier {
                     Earlier::Reused => Ok(Idempotent::KeyReused),
                     Earlier::Replay(response) => Ok(Idempotent::Replay(response)),
                     Earlier::Deciding => Err(EngineError::Unavailable(idem.key.clone())),
                 };
+                if durability == Durability::Pending {
+                    // Built on another actor's decision, whose commit is submitted: an
+                    // empty commit queued now completes after it.
+                    self.ctx.committer.submit(
+                        Writes::new(),
+                        Box::new(move |committed| {
+                            reply.send(committed.map_err(EngineError::from).and(answer))
+                        }),
+                    );
+                    return Ok(());
+                }
                 return self.reply_after_commits(myself, state, reply, answer);
             }
         };
@@ -272,19 +435,15 @@ impl CampaignActor {
             created_at: self.ctx.now_us(),
         };
         effects.writes.put_idempotency(claim.key(), &record)?;
-        let key = claim.key().to_string();
-        effects.claim = Some(claim);
+        // Published once the batch is submitted (`flush`).
+        effects.claim = Some((claim, record));
         self.commit_and_reply(
             myself,
             state,
             effects,
             Some(reply),
             Ok(Idempotent::Recorded { value, response }),
-        )?;
-        // Only now, after the writes are queued: a replay by another actor then queues its
-        // reply behind them, so it never outruns the record.
-        self.claims.publish(&key, record);
-        Ok(())
+        )
     }
 }
 
@@ -298,45 +457,51 @@ impl Actor for CampaignActor {
         _myself: ActorRef<Self::Msg>,
         start: Start,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let fresh = |record: CampaignRecord, ledger, stats, announced| CampaignState {
-            record,
-            ledger,
-            stats,
-            unsettled: Unsettled::default(),
-            expiry_cursor: None,
-            reminder_cursor: None,
-            announced,
-            deleted: false,
-        };
         let record = match start {
             // Nothing is stored for it but its record: an empty ledger, no statistics,
             // and (with mail on) not announced yet.
             Start::New(record) => {
+                self.index.register_campaign(record.ordinal, &record.id);
                 let ledger = Ledger::new(record.total_stock, record.per_user_limit);
                 let announced = self.mail.is_none();
-                return Ok(fresh(record, ledger, StatsRecord::default(), announced));
+                let expiry = ExpiryOrder {
+                    first_group_seq: 0,
+                    walk: 0,
+                    indexed: BTreeSet::new(),
+                    last_in_order: i64::MIN,
+                    next_due: None,
+                };
+                return Ok(CampaignState::new(
+                    record,
+                    ledger,
+                    StatsRecord::default(),
+                    announced,
+                    expiry,
+                ));
             }
             Start::Recover(record) => record,
         };
         // A barrier first: if this actor replaces one that failed, that actor's last
-        // decisions may still be queued in the committer. The committer works in order,
+        // submissions may still be queued in the committer. The committer works in order,
         // so once this empty commit completes they are applied, and recovery sees them
         // (otherwise a coupon already promised to one user could be issued to another).
+        // Its unsubmitted batch died with it, unanswered.
         self.ctx.commit(Writes::new()).await?;
         let store = self.ctx.store.clone();
         let id = record.id.clone();
         let started = std::time::Instant::now();
-        let (stock, limit) = (record.total_stock, record.per_user_limit);
         // Reading and indexing up to a million holders is blocking work (hundreds of
         // milliseconds): keep it off the async workers.
-        let (mut ledger, from_chunks, stats) = tokio::task::spawn_blocking(move || {
+        let (recovered, stats) = tokio::task::spawn_blocking(move || {
             let stats = store.stats(&id)?;
-            store.recover_holders(&id).map(|r| {
-                let from_chunks = r.from_chunks;
-                (Ledger::recover(stock, limit, r), from_chunks, stats)
-            })
+            store.recover_holders(&id).map(|r| (r, stats))
         })
         .await??;
+        let ledger = Ledger::recover(
+            record.total_stock,
+            record.per_user_limit,
+            &recovered.holders,
+        );
         // Paired with the assertion in `view`: a store that holds more coupons than the
         // stock is damaged, and is refused rather than served.
         if ledger.issued() > record.total_stock {
@@ -348,33 +513,27 @@ impl Actor for CampaignActor {
             )
             .into());
         }
+        self.index.register_campaign(record.ordinal, &record.id);
+        self.index.add_holders(record.ordinal, &recovered.holders);
         tracing::debug!(
             campaign = %record.id,
             issued = ledger.issued(),
-            from_chunks,
+            from_chunks = recovered.from_chunks,
+            in_groups = ledger.issued() - recovered.first_group_seq,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "campaign recovered"
         );
         // Mail off: nothing to announce. Otherwise ask the store (a campaign announced
         // before a restart stays announced).
         let announced = self.mail.is_none() || self.ctx.store.is_announced(&record.id)?;
-        // Chunks that filled up but whose write was lost in a crash.
-        let chunks = ledger.take_full_chunks();
-        if !chunks.is_empty() {
-            let mut writes = Writes::new();
-            for c in chunks {
-                writes.put_holder_chunk(&record.id, c.chunk, &c.users)?;
-            }
-            self.ctx.committer.submit(
-                writes,
-                Box::new(|r| {
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "rewriting holder chunks failed");
-                    }
-                }),
-            );
-        }
-        Ok(fresh(record, ledger, stats, announced))
+        let expiry = ExpiryOrder {
+            first_group_seq: recovered.first_group_seq,
+            walk: recovered.expiry_walk,
+            indexed: recovered.expiry_indexed.into_iter().collect(),
+            last_in_order: recovered.last_in_order_expiry,
+            next_due: None,
+        };
+        Ok(CampaignState::new(record, ledger, stats, announced, expiry))
     }
 
     async fn post_start(
@@ -397,9 +556,33 @@ impl Actor for CampaignActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if state.deleted {
-            return self.refuse_deleted(&myself, state, message);
+        let handled = if state.deleted {
+            self.refuse_deleted(&myself, state, message)
+        } else {
+            self.dispatch(&myself, state, message)
+        };
+        if let Err(e) = handled {
+            // The actor fails and the supervisor replaces it. What it decided before
+            // this message stands (a failed decision adds nothing to the batch): submit
+            // it now, so those requests are answered; the replacement's barrier commit
+            // waits for it before recovering.
+            self.flush(&myself, state, true)?;
+            return Err(e);
         }
+        // After every message: the batch goes as soon as the submission before it is
+        // done, so under load one submission carries everything decided meanwhile.
+        self.flush(&myself, state, false)
+    }
+}
+
+impl CampaignActor {
+    fn dispatch(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        state: &mut CampaignState,
+        message: CampaignMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        let myself = myself.clone();
         match message {
             CampaignMsg::Issue(request, reply) => {
                 let IssueRequest {
@@ -469,7 +652,11 @@ impl Actor for CampaignActor {
                     myself.send_after(EXPIRY_BACKLOG_PAUSE, || CampaignMsg::ExpireDue);
                 }
             }
-            CampaignMsg::Settled { change } => state.unsettled.settle(change),
+            CampaignMsg::Committed { change } => {
+                if let Some(change) = change {
+                    state.unsettled.settle(change);
+                }
+            }
             #[cfg(test)]
             CampaignMsg::InjectFailure => return Err("injected failure".into()),
         }
@@ -502,7 +689,7 @@ impl CampaignActor {
             CampaignMsg::Stats(reply) => {
                 self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
             }
-            CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => Ok(()),
+            CampaignMsg::ExpireDue | CampaignMsg::Committed { .. } => Ok(()),
             #[cfg(test)]
             CampaignMsg::InjectFailure => Ok(()),
         }

@@ -27,9 +27,69 @@ impl CampaignActor {
         Ok(self.expire_due(state, effects)? || more_reminders)
     }
 
-    /// Expires up to `EXPIRY_ROUND` coupons whose time has come, by the expiry index.
-    /// Returns whether more may be due.
+    /// Expires what has come due: by the walk, and by the time index. Returns whether
+    /// more may be due.
     pub(super) fn expire_due(
+        &self,
+        state: &mut CampaignState,
+        effects: &mut Effects,
+    ) -> Result<bool, ActorProcessingErr> {
+        let walk_more = self.walk_expiries(state, effects)?;
+        Ok(self.expire_indexed(state, effects)? || walk_more)
+    }
+
+    /// Expires, in seq order, the group coupons whose expiry is not indexed: their
+    /// `expires_at` grows with their seq, so the walk stops at the first one not yet due.
+    /// It writes where it got to and the statistics, nothing per coupon: a coupon stays
+    /// as issued, and the clock makes it expired for every read and operation.
+    fn walk_expiries(
+        &self,
+        state: &mut CampaignState,
+        effects: &mut Effects,
+    ) -> Result<bool, ActorProcessingErr> {
+        let now = self.ctx.now_us();
+        let start = state.expiry.walk;
+        // Nothing submitted past the walk, or the coupon it stopped at is not due: no read.
+        if start >= state.next_group_seq || state.expiry.next_due.is_some_and(|at| at > now) {
+            return Ok(false);
+        }
+        let coupons = self
+            .ctx
+            .store
+            .issued_from(&state.record.id, start, EXPIRY_ROUND)?;
+        let full = coupons.len() == EXPIRY_ROUND;
+        let mut walk = start;
+        state.expiry.next_due = None;
+        for c in coupons {
+            if !c.expiry_indexed {
+                match c.expires_at {
+                    Some(at) if at <= now => {
+                        // Changed since its issue: redeemed (a cancellation after its
+                        // time counts it) or expired by an operation (counted then),
+                        // unless the change was a cancelled redemption.
+                        let changed = self.changed_coupon(state, c.seq)?;
+                        if changed.is_none_or(|k| k.status == CouponStatus::Issued) {
+                            Self::count_expiry(state, effects, at);
+                        }
+                    }
+                    not_due => {
+                        state.expiry.next_due = Some(not_due.unwrap_or(i64::MAX));
+                        break;
+                    }
+                }
+            }
+            walk = c.seq + 1;
+        }
+        if walk != start {
+            state.expiry.walk = walk;
+            effects.writes.put_expiry_walk(&state.record.id, walk)?;
+        }
+        Ok(full && state.expiry.next_due.is_none())
+    }
+
+    /// Expires up to `EXPIRY_ROUND` coupons whose time has come, by the time index
+    /// (format-1 coupons and group coupons out of seq order).
+    fn expire_indexed(
         &self,
         state: &mut CampaignState,
         effects: &mut Effects,

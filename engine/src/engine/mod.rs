@@ -34,6 +34,7 @@ use crate::model::{
 };
 use crate::request::{CouponUse, IssueRequest};
 use crate::supervisor::{CampaignSupervisor, SupervisorMsg};
+use crate::user_index::UserIndex;
 use user_locks::UserLocks;
 
 /// The default cap on requests in flight to actors.
@@ -85,6 +86,7 @@ pub struct Engine {
     supervisor: ActorRef<SupervisorMsg>,
     mailer: Option<Arc<Mailer>>,
     user_locks: Arc<UserLocks>,
+    index: Arc<UserIndex>,
 }
 
 impl Engine {
@@ -130,9 +132,11 @@ impl Engine {
             None => None,
         };
         let directory = Arc::new(Directory::default());
+        let index = Arc::new(UserIndex::default());
         let campaign = CampaignActor {
             ctx: ctx.clone(),
             claims: Arc::new(KeyClaims::default()),
+            index: index.clone(),
             mail: mailer.as_ref().map(|m| m.handle.clone()),
         };
         let started = Instant::now();
@@ -168,6 +172,7 @@ impl Engine {
             supervisor,
             mailer,
             user_locks: Arc::new(UserLocks::new()),
+            index,
         })
     }
 
@@ -290,9 +295,13 @@ impl Engine {
     pub fn coupon(&self, coupon_id: &str) -> Result<Coupon, EngineError> {
         let (cid, seq) = parse_coupon_id(coupon_id).ok_or(EngineError::CouponNotFound)?;
         let now = self.ctx.clock.now();
-        self.ctx
+        let campaign = self
+            .ctx
             .store
-            .coupon(cid, seq)?
+            .campaign(cid)?
+            .ok_or(EngineError::CouponNotFound)?;
+        self.ctx
+            .coupon(cid, campaign.ordinal, seq)?
             .map(|r| Coupon::at(r, now))
             .ok_or(EngineError::CouponNotFound)
     }
@@ -373,8 +382,8 @@ impl Engine {
     }
 
     /// A user's coupons, `limit` at a time after the coupon id `after`, optionally of
-    /// one campaign and of one status (as of now), and whether more follow. A store
-    /// read: call it off the async workers.
+    /// one campaign and of one status (as of now), and whether more follow. From the
+    /// in-memory index, then the store: call it off the async workers.
     pub fn user_coupons(
         &self,
         user_id: &str,
@@ -387,21 +396,34 @@ impl Engine {
             None => None,
         };
         let now = self.ctx.clock.now();
-        let keep = |r: &firstcome_storage::CouponRecord| {
-            filter
+        let mut out = Vec::new();
+        for (cid, ordinal, seq) in self.index.coupons_of(user_id) {
+            if filter.campaign_id.is_some_and(|c| c != &*cid)
+                || after.is_some_and(|(a, s)| (&*cid, seq) <= (a, s))
+            {
+                continue;
+            }
+            let Some(record) = self.ctx.coupon(&cid, ordinal, seq)? else {
+                continue;
+            };
+            // A key collision in the index: not this user's coupon.
+            if record.user_id != user_id {
+                continue;
+            }
+            if filter
                 .status
-                .is_none_or(|s| crate::model::effective_status(r, now) == s)
-        };
-        let mut records =
-            self.ctx
-                .store
-                .user_coupons(user_id, filter.campaign_id, after, limit + 1, keep)?;
-        let more = records.len() > limit;
-        records.truncate(limit);
-        Ok((
-            records.into_iter().map(|r| Coupon::at(r, now)).collect(),
-            more,
-        ))
+                .is_some_and(|s| crate::model::effective_status(&record, now) != s)
+            {
+                continue;
+            }
+            out.push(Coupon::at(record, now));
+            if out.len() > limit {
+                break;
+            }
+        }
+        let more = out.len() > limit;
+        out.truncate(limit);
+        Ok((out, more))
     }
 
     /// Stops the campaign actors once their mailboxes are empty, then commits and

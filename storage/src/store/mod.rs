@@ -14,6 +14,7 @@ mod recovery;
 mod writes;
 
 pub use recovery::{HOLDER_CHUNK, Recovered};
+
 pub use writes::Writes;
 
 #[derive(Debug, Clone)]
@@ -34,10 +35,16 @@ impl StoreConfig {
     }
 }
 
+/// The layout this build writes; see the crate docs (Formats).
+pub const STORE_FORMAT: u64 = 2;
+const FORMAT_KEY: &str = "store_format";
+
 /// The database. Cheap to clone (sled handles are reference counted).
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// The format the store had when this process opened it.
+    found_format: u64,
 }
 
 impl Store {
@@ -58,7 +65,7 @@ impl Store {
         let mut waited = std::time::Duration::ZERO;
         loop {
             match sled_cfg.open() {
-                Ok(db) => return Ok(Store { db }),
+                Ok(db) => return Store::upgrade(db),
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
                         && waited < std::time::Duration::from_secs(3) =>
@@ -70,6 +77,41 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Reads the store's format and records this build's: a new store and a format-1
+    /// store (which has no format key) become format 2, which reads format 1 in place;
+    /// a newer format is refused rather than reinterpreted.
+    fn upgrade(db: sled::Db) -> Result<Store, StorageError> {
+        let key = keys::meta(FORMAT_KEY);
+        let found = match db.get(&key)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("store format", "not 8 bytes"))?,
+            ),
+            None if db.first()?.is_none() => STORE_FORMAT,
+            None => 1,
+        };
+        if found > STORE_FORMAT {
+            return Err(StorageError::Format {
+                found,
+                supported: STORE_FORMAT,
+            });
+        }
+        if found != STORE_FORMAT || db.get(&key)?.is_none() {
+            db.insert(key, &STORE_FORMAT.to_be_bytes())?;
+            db.flush()?;
+        }
+        Ok(Store {
+            db,
+            found_format: found,
+        })
+    }
+
+    /// The format the store had when it was opened (1: it was upgraded to 2 now).
+    pub fn found_format(&self) -> u64 {
+        self.found_format
     }
 
     /// Applies the writes of many decisions as one atomic sled batch. Visible to
@@ -163,6 +205,29 @@ impl Store {
         range
             .into_iter()
             .flatten()
+            .map(|item| item.map_err(StorageError::from))
+    }
+}
+
+impl Store {
+    /// The last entry with `prefix` before the key `before` (sled ranges run backwards
+    /// too): how a seq finds the group that holds it.
+    fn last_before(
+        &self,
+        prefix: &[u8],
+        before: Vec<u8>,
+    ) -> Option<Result<(sled::IVec, sled::IVec), StorageError>> {
+        let start = prefix.to_vec();
+        let end = match keys::prefix_end(prefix) {
+            Some(p) => p.min(before),
+            None => before,
+        };
+        if start >= end {
+            return None;
+        }
+        self.db
+            .range(start..end)
+            .next_back()
             .map(|item| item.map_err(StorageError::from))
     }
 }

@@ -3,8 +3,17 @@
 
 use super::{Store, corrupt};
 use crate::{
-    CampaignRecord, CouponRecord, IdempotencyRecord, StatsRecord, StorageError, keys, records,
+    CampaignRecord, CouponRecord, CouponStatus, IdempotencyRecord, IssuedCoupon, StatsRecord,
+    StorageError, keys, records,
 };
+
+/// The first seq of a group, from its key.
+pub(super) fn group_first_seq(prefix: &[u8], key: &[u8]) -> Result<u64, StorageError> {
+    key.get(prefix.len()..)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| corrupt("issued group key", "length"))
+}
 
 impl Store {
     pub fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>, StorageError> {
@@ -29,7 +38,44 @@ impl Store {
         Ok(out)
     }
 
+    /// One coupon as stored: its `k` record if it changed after its issue (or was
+    /// written by format 1), else its entry in the issued group that holds it. A coupon
+    /// from a group has an empty `code`: the engine derives codes (it holds the key).
     pub fn coupon(
+        &self,
+        campaign_id: &str,
+        seq: u64,
+    ) -> Result<Option<CouponRecord>, StorageError> {
+        if let Some(v) = self.db.get(keys::coupon(campaign_id, seq))? {
+            return records::decode_coupon(&v).map(Some);
+        }
+        let Some(c) = self.issued_coupon(campaign_id, seq)? else {
+            return Ok(None);
+        };
+        // The expiry walk writes where it got to, not each coupon: one it passed without
+        // a change of its own was due, and counted, so it is stored expired.
+        let walked = !c.expiry_indexed
+            && c.expires_at.is_some()
+            && self.expiry_walk(campaign_id)?.is_some_and(|w| seq < w);
+        Ok(Some(CouponRecord {
+            campaign_id: campaign_id.to_string(),
+            seq: c.seq,
+            user_id: c.user_id,
+            code: String::new(),
+            issued_at: c.issued_at,
+            expires_at: c.expires_at,
+            status: if walked {
+                CouponStatus::Expired
+            } else {
+                CouponStatus::Issued
+            },
+            redeemed_at: None,
+            order_id: None,
+        }))
+    }
+
+    /// The coupon's `k` record only: its change since its issue (or its format-1 record).
+    pub fn changed_coupon(
         &self,
         campaign_id: &str,
         seq: u64,
@@ -40,43 +86,65 @@ impl Store {
             .transpose()
     }
 
-    /// A user's coupons in (campaign id, seq) order, starting after `after`: those of
-    /// `campaign` only if given, and only those `keep` accepts, up to `limit`.
-    pub fn user_coupons(
+    /// Coupon `seq` as its group issued it, ignoring later changes.
+    pub fn issued_coupon(
         &self,
-        user_id: &str,
-        campaign: Option<&str>,
-        after: Option<(&str, u64)>,
+        campaign_id: &str,
+        seq: u64,
+    ) -> Result<Option<IssuedCoupon>, StorageError> {
+        // The group that holds `seq` is the last one that starts at or before it.
+        let prefix = keys::simple(keys::ISSUED_GROUP, campaign_id);
+        let upto = keys::after(keys::issued_group(campaign_id, seq));
+        let Some(item) = self.last_before(&prefix, upto) else {
+            return Ok(None);
+        };
+        let (k, v) = item?;
+        let first = group_first_seq(&prefix, &k)?;
+        let coupons = records::decode_issued_group(first, &v)?;
+        Ok(coupons.into_iter().nth((seq - first) as usize))
+    }
+
+    /// Up to `limit` coupons of the issued groups from seq `from` on, in seq order, as
+    /// issued (the expiry walk).
+    pub fn issued_from(
+        &self,
+        campaign_id: &str,
+        from: u64,
         limit: usize,
-        keep: impl Fn(&CouponRecord) -> bool,
-    ) -> Result<Vec<CouponRecord>, StorageError> {
-        let user = keys::user_prefix(user_id);
-        let mut prefix = user.clone();
-        if let Some(c) = campaign {
-            prefix.extend_from_slice(c.as_bytes());
-        }
-        let from = after.map(|(cid, seq)| keys::after(keys::user_coupon(user_id, cid, seq)));
+    ) -> Result<Vec<IssuedCoupon>, StorageError> {
+        let prefix = keys::simple(keys::ISSUED_GROUP, campaign_id);
         let mut out = Vec::new();
-        // The limit counts the coupons kept, not the index entries read.
-        for item in self.scan(&prefix, from, None) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, _) = item?;
-            let (cid, seq) = keys::split_user_coupon_tail(&k[user.len()..])
-                .ok_or_else(|| corrupt("user index key", &format!("{k:?}")))?;
-            match self.coupon(cid, seq)? {
-                Some(c) if keep(&c) => out.push(c),
-                Some(_) => {}
-                None => {
-                    return Err(StorageError::Corrupt {
-                        what: "user index",
-                        detail: format!("points at missing coupon {cid}/{seq}"),
-                    });
+        // Start at the group that holds `from`, then read on.
+        let start =
+            match self.last_before(&prefix, keys::after(keys::issued_group(campaign_id, from))) {
+                Some(item) => {
+                    let (k, _) = item?;
+                    group_first_seq(&prefix, &k)?
                 }
+                None => from,
+            };
+        for item in self.scan(&prefix, Some(keys::issued_group(campaign_id, start)), None) {
+            let (k, v) = item?;
+            let first = group_first_seq(&prefix, &k)?;
+            for c in records::decode_issued_group(first, &v)? {
+                if c.seq >= from {
+                    out.push(c);
+                }
+            }
+            if out.len() >= limit {
+                out.truncate(limit);
+                break;
             }
         }
         Ok(out)
+    }
+
+    /// How far the campaign's expiry walk has come, if it has started.
+    pub fn expiry_walk(&self, campaign_id: &str) -> Result<Option<u64>, StorageError> {
+        self.db
+            .get(keys::progress(campaign_id))?
+            .map(|v| records::decode("expiry walk", &v))
+            .transpose()
     }
 
     pub fn stats(&self, campaign_id: &str) -> Result<StatsRecord, StorageError> {

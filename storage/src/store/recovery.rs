@@ -1,6 +1,7 @@
 //! Rebuilding a campaign's holders at start-up, from holder chunks and the coupon
 //! records after the last chunk.
 
+use super::reads::group_first_seq;
 use super::{Store, corrupt};
 use crate::{CouponRecord, StorageError, keys, records};
 
@@ -10,18 +11,29 @@ use crate::{CouponRecord, StorageError, keys, records};
 /// and only scans the coupons after the last chunk.
 pub const HOLDER_CHUNK: u64 = 65_536;
 
-/// What recovery found for one campaign: the holder of every durable coupon, by seq.
+/// What recovery found for one campaign.
 #[derive(Debug, Default)]
 pub struct Recovered {
+    /// The holder of every durable coupon, by seq.
     pub holders: Vec<String>,
-    /// How many of them came from holder chunks (the rest from coupon records).
+    /// How many of them came from format-1 holder chunks.
     pub from_chunks: u64,
+    /// The first seq held in an issued group (format 2): the coupons before it are
+    /// format-1 records, whose expiry is in the time index.
+    pub first_group_seq: u64,
+    /// Group coupons whose expiry is in the time index (out of seq order).
+    pub expiry_indexed: Vec<u64>,
+    /// The expiry (`i64::MAX` for none) of the last group coupon in seq order, which a
+    /// new coupon must not undercut to stay out of the index; `i64::MIN` if none.
+    pub last_in_order_expiry: i64,
+    /// Where the expiry walk continues (every walked coupon before it was looked at).
+    pub expiry_walk: u64,
 }
 
 impl Store {
-    /// Rebuilds the holder of every durable coupon of a campaign: holder chunks first,
-    /// then the coupon records after the last chunk. Fails if the durable coupons are
-    /// not a gap-free prefix, which the committer guarantees they are.
+    /// Rebuilds a campaign from what is durable: format-1 holder chunks and coupon
+    /// records first, then the issued groups. Fails if the durable coupons are not a
+    /// gap-free prefix, which the committer guarantees they are.
     pub fn recover_holders(&self, campaign_id: &str) -> Result<Recovered, StorageError> {
         let mut holders: Vec<String> = Vec::new();
         for item in self.scan(&keys::holder_chunk_prefix(campaign_id), None, None) {
@@ -45,8 +57,16 @@ impl Store {
             holders.extend(users);
         }
         let from_chunks = holders.len() as u64;
+        // Format-1 coupon records run up to the first group; `k` records after it are
+        // changes of group coupons, not issues.
+        let group_prefix = keys::simple(keys::ISSUED_GROUP, campaign_id);
+        let first_group = match self.scan(&group_prefix, None, None).next() {
+            Some(item) => Some(group_first_seq(&group_prefix, &item?.0)?),
+            None => None,
+        };
         let from = keys::coupon(campaign_id, from_chunks);
-        for item in self.scan(&keys::coupon_prefix(campaign_id), Some(from), None) {
+        let before = first_group.map(|s| keys::coupon(campaign_id, s));
+        for item in self.scan(&keys::coupon_prefix(campaign_id), Some(from), before) {
             let (_, v) = item?;
             let c: CouponRecord = records::decode_coupon(&v)?;
             if c.seq != holders.len() as u64 {
@@ -57,9 +77,35 @@ impl Store {
             }
             holders.push(c.user_id);
         }
+        let first_group_seq = holders.len() as u64;
+        let mut expiry_indexed = Vec::new();
+        let mut last_in_order_expiry = i64::MIN;
+        for item in self.scan(&group_prefix, None, None) {
+            let (k, v) = item?;
+            let first = group_first_seq(&group_prefix, &k)?;
+            if first != holders.len() as u64 {
+                return Err(corrupt(
+                    "issued groups",
+                    &format!("gap: expected seq {}, found {first}", holders.len()),
+                ));
+            }
+            for c in records::decode_issued_group(first, &v)? {
+                if c.expiry_indexed {
+                    expiry_indexed.push(c.seq);
+                } else {
+                    last_in_order_expiry = c.expires_at.unwrap_or(i64::MAX);
+                }
+                holders.push(c.user_id);
+            }
+        }
+        let expiry_walk = self.expiry_walk(campaign_id)?.unwrap_or(first_group_seq);
         Ok(Recovered {
             holders,
             from_chunks,
+            first_group_seq,
+            expiry_indexed,
+            last_in_order_expiry,
+            expiry_walk,
         })
     }
 }

@@ -1,7 +1,7 @@
 use super::HOLDER_CHUNK;
 use crate::{
-    CampaignRecord, ContactRecord, CouponRecord, FanOutRecord, IdempotencyRecord, MailJob,
-    StatsRecord, StorageError, keys, records,
+    CampaignRecord, ContactRecord, CouponRecord, FanOutRecord, IdempotencyRecord, IssuedCoupon,
+    MailJob, StatsRecord, StorageError, keys, records,
 };
 
 /// The writes of one decision. The committer applies them atomically, in one sled
@@ -26,22 +26,61 @@ impl Writes {
         self.ops.len()
     }
 
+    /// Appends another decision's writes, in order (a later write of a key wins).
+    pub fn extend(&mut self, other: Writes) {
+        if self.ops.is_empty() {
+            self.ops = other.ops;
+        } else {
+            self.ops.extend(other.ops);
+        }
+    }
+
     pub fn put_campaign(&mut self, c: &CampaignRecord) -> Result<(), StorageError> {
         self.ops
             .push((keys::campaign(&c.id), Some(records::encode_campaign(c)?)));
         Ok(())
     }
 
-    /// The coupon and its entry in the user's index, always together.
+    /// A coupon as it is after a change (redeemed, its redemption cancelled, expired by
+    /// an operation). It overrides the coupon's entry in its issued group.
     pub fn put_coupon(&mut self, c: &CouponRecord) -> Result<(), StorageError> {
         self.ops.push((
             keys::coupon(&c.campaign_id, c.seq),
             Some(records::encode_coupon(c)?),
         ));
+        Ok(())
+    }
+
+    /// The coupons one commit issued for a campaign, seqs `first .. first + len` in
+    /// order, as one record: one sled key however many coupons (sled's cost is per key).
+    pub fn put_issued_group(
+        &mut self,
+        campaign_id: &str,
+        coupons: &[IssuedCoupon],
+    ) -> Result<(), StorageError> {
+        let Some(first) = coupons.first() else {
+            return Ok(());
+        };
+        // Paired with recovery, which refuses a gap: a group is gap-free in itself.
+        assert!(
+            coupons
+                .iter()
+                .enumerate()
+                .all(|(i, c)| c.seq == first.seq + i as u64),
+            "an issued group out of seq order"
+        );
         self.ops.push((
-            keys::user_coupon(&c.user_id, &c.campaign_id, c.seq),
-            Some(Vec::new()),
+            keys::issued_group(campaign_id, first.seq),
+            Some(records::encode_issued_group(coupons)?),
         ));
+        Ok(())
+    }
+
+    /// Every coupon before `seq` whose expiry is not indexed has been looked at by the
+    /// campaign's expiry walk.
+    pub fn put_expiry_walk(&mut self, campaign_id: &str, seq: u64) -> Result<(), StorageError> {
+        self.ops
+            .push((keys::progress(campaign_id), Some(records::encode(&seq)?)));
         Ok(())
     }
 
@@ -69,6 +108,7 @@ impl Writes {
             .push((keys::simple(keys::ANNOUNCED, campaign_id), None));
         self.ops
             .push((keys::simple(keys::FAN_OUT, campaign_id), None));
+        self.ops.push((keys::progress(campaign_id), None));
     }
 
     /// The campaign's totals, and the counts of the given days only: a change touches
