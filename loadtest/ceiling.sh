@@ -8,7 +8,7 @@
 # medians, and the ratios to the null handler.
 #
 #   loadtest/ceiling.sh              # env: ROUNDS=3 USERS=40000 CONNECTIONS=32
-#   OTHER_BIN=/tmp/old/firstcome loadtest/ceiling.sh   # also another build, interleaved
+#   OTHERS="before=/tmp/old/firstcome" loadtest/ceiling.sh   # also other builds, interleaved
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,7 +42,11 @@ wait_port "$port"
 NULL="http://127.0.0.1:$port"
 
 TARGETS=(firstcome)
-[ -n "${OTHER_BIN:-}" ] && TARGETS+=(other)
+declare -A BINS=([firstcome]="$BIN/firstcome")
+for o in ${OTHERS:-}; do
+    TARGETS+=("${o%%=*}")
+    BINS[${o%%=*}]=${o#*=}
+done
 TARGETS+=(null)
 CASES=(issued refused)
 
@@ -59,9 +63,8 @@ for round in $(seq 1 "$ROUNDS"); do
         esac
         for t in "${TARGETS[@]}"; do
             case $t in
-                firstcome) args=(--spawn "$BIN/firstcome") ;;
-                other) args=(--spawn "$OTHER_BIN") ;;
                 null) args=(--base-url "$NULL" --no-verify) ;;
+                *) args=(--spawn "${BINS[$t]}") ;;
             esac
             out="$TMP/$t-$c-$round.json"
             echo "== round $round: $c, $t" >&2
@@ -81,13 +84,13 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+
 
 echo
 echo "$USERS requests per run, $CONNECTIONS connections (closed loop), $ROUNDS rounds interleaved"
-printf '%-10s %-8s %-32s %10s %8s\n' target case "req/s (runs)" median "x null"
+printf '%-12s %-8s %-32s %10s %8s\n' target case "req/s (runs)" median "x null"
 for c in "${CASES[@]}"; do
     null_median=$(echo "${TPUT[null-$c]}" | median)
     for t in "${TARGETS[@]}"; do
         m=$(echo "${TPUT[$t-$c]}" | median)
         runs=$(for x in ${TPUT[$t-$c]}; do printf '%.0f ' "$x"; done)
         awk -v t="$t" -v c="$c" -v r="$runs" -v m="$m" -v n="$null_median" \
-            'BEGIN {printf "%-10s %-8s %-32s %10.0f %8.2f\n", t, c, r, m, m/n}'
+            'BEGIN {printf "%-12s %-8s %-32s %10.0f %8.2f\n", t, c, r, m, m/n}'
     done
 done

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod crash;
+mod format1;
 mod handlers;
 mod helpers;
 mod idempotency;

@@ -8,6 +8,7 @@
 //! - `user_locks`: the per-user serialisation of read-then-write requests.
 
 mod mail;
+mod outcome_metrics;
 mod user_locks;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::model::{
 use crate::request::{CouponUse, IssueRequest};
 use crate::supervisor::{CampaignSupervisor, SupervisorMsg};
 use crate::user_index::UserIndex;
+use outcome_metrics::OutcomeMetrics;
 use user_locks::UserLocks;
 
 /// The default cap on requests in flight to actors.
@@ -87,6 +89,7 @@ pub struct Engine {
     mailer: Option<Arc<Mailer>>,
     user_locks: Arc<UserLocks>,
     index: Arc<UserIndex>,
+    metrics: Arc<OutcomeMetrics>,
 }
 
 impl Engine {
@@ -173,6 +176,7 @@ impl Engine {
             mailer,
             user_locks: Arc::new(UserLocks::new()),
             index,
+            metrics: Arc::new(OutcomeMetrics::new()),
         })
     }
 
@@ -284,9 +288,7 @@ impl Engine {
             Err(EngineError::Overloaded) => "overloaded",
             Err(_) => "error",
         };
-        metrics::counter!("firstcome_issue_total", "outcome" => outcome).increment(1);
-        metrics::histogram!("firstcome_issue_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
+        self.metrics.issue(outcome, started.elapsed().as_secs_f64());
         result
     }
 
@@ -337,12 +339,7 @@ impl Engine {
             Err(EngineError::Overloaded) => "overloaded",
             Err(_) => "error",
         };
-        metrics::counter!(
-            "firstcome_coupon_use_total",
-            "action" => action.as_str(),
-            "outcome" => outcome
-        )
-        .increment(1);
+        self.metrics.coupon_use(action.as_str(), outcome);
         result
     }
 
