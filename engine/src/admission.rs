@@ -15,7 +15,7 @@ use std::sync::Arc;
 use ractor::RpcReplyPort;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::EngineError;
+use crate::error::EngineError;
 
 /// The engine-wide cap on requests in flight to actors.
 pub(crate) struct Admission {

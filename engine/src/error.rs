@@ -38,7 +38,7 @@ pub enum EngineError {
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error("mail: {0}")]
-    Mail(#[from] crate::mail::MailError),
+    Mail(#[from] MailError),
     /// The store failed (it is now fail-stop) or holds a damaged record: an operator
     /// has to act.
     #[error("storage: {0}")]
@@ -52,6 +52,38 @@ impl From<StorageError> for EngineError {
         match e {
             StorageError::CommitterStopped => EngineError::ShuttingDown,
             e => EngineError::Storage(e),
+        }
+    }
+}
+
+/// Errors of the mailer.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// A template failed to load or render (a bug in an override): retrying cannot help.
+    #[error("template {name}: {detail}")]
+    Template { name: String, detail: String },
+    /// The message could not be built (a bad address in the configuration or a job).
+    #[error("building the message: {0}")]
+    Message(String),
+    /// The transport failed; `permanent` when the server refused for good (5xx).
+    #[error("sending: {detail}")]
+    Send {
+        permanent: bool,
+        /// The server was not reached or did not answer (refused, broken, timed out),
+        /// as opposed to a reply about this mail.
+        unreachable: bool,
+        detail: String,
+    },
+    #[error("mail configuration: {0}")]
+    Config(String),
+}
+
+impl MailError {
+    /// Whether retrying later could succeed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            MailError::Send { permanent, .. } => *permanent,
+            MailError::Template { .. } | MailError::Message(_) | MailError::Config(_) => true,
         }
     }
 }

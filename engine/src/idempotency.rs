@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use firstcome_storage::{IdempotencyRecord, StorageError, Store, Writes};
 
-use crate::EngineError;
 use crate::context::Context;
+use crate::error::EngineError;
 use crate::model::StoredResponse;
 
 /// How long a response is kept for its idempotency key (at least).

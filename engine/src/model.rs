@@ -5,8 +5,8 @@ use firstcome_storage::{
 };
 use jiff::Timestamp;
 
-use crate::EngineError;
 use crate::clock::from_micros;
+use crate::error::EngineError;
 use crate::ids::coupon_id;
 
 pub const MAX_TOTAL_STOCK: u64 = 1_000_000_000;

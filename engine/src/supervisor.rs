@@ -14,9 +14,10 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 use crate::admission::Reply;
 use crate::campaign::{CampaignActor, Start};
 use crate::directory::Directory;
+use crate::error::EngineError;
 use crate::idempotency::{self, PRUNE_EVERY};
+use crate::ids;
 use crate::model::{CampaignStatus, CampaignView, NewCampaign};
-use crate::{EngineError, ids};
 
 const NEXT_ORDINAL: &str = "next_ordinal";
 

@@ -36,7 +36,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::{StorageError, Store, Writes};
+use crate::error::StorageError;
+use crate::store::{Store, Writes};
 
 /// Runs once the writes it came with are durable (or failed to become so).
 pub type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send + 'static>;

@@ -9,7 +9,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::StorageError;
+use crate::error::StorageError;
 
 /// The version byte in front of every record written by this build.
 pub(crate) const RECORD_VERSION: u8 = 1;

@@ -6,7 +6,7 @@ use firstcome_storage::{CouponRecord, CouponStatus, IssuedCoupon};
 use ractor::ActorProcessingErr;
 
 use super::{CampaignActor, CampaignState, Effects};
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::ids::coupon_id;
 use crate::ledger::Decision;
 use crate::mail::{self, Contact, MailKind};

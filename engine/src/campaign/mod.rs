@@ -34,9 +34,9 @@ use firstcome_storage::{
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::EngineError;
 use crate::admission::Reply;
 use crate::context::Context;
+use crate::error::EngineError;
 use crate::idempotency::{Claim, Durability, Earlier, KeyClaims};
 use crate::ledger::{Ledger, user_key};
 use crate::mail::MailHandle;

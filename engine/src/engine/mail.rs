@@ -4,7 +4,7 @@
 use firstcome_storage::{ContactRecord, MailJob, Writes};
 
 use super::Engine;
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::mail::Contact;
 use crate::model::Page;
 

@@ -19,13 +19,13 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use rand::RngCore;
 
-use crate::EngineError;
 use crate::admission::{Admission, Reply};
 use crate::campaign::{CampaignActor, CampaignMsg};
 use crate::clock::Clock;
 use crate::codes::CouponCodes;
 use crate::context::Context;
 use crate::directory::Directory;
+use crate::error::EngineError;
 use crate::idempotency::{self, KeyClaims};
 use crate::ids::{is_campaign_id, parse_coupon_id};
 use crate::mail::{MailConfig, Mailer};

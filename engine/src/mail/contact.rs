@@ -2,7 +2,7 @@
 
 use firstcome_storage::ContactRecord;
 
-use crate::EngineError;
+use crate::error::EngineError;
 
 /// Where a user wants their mail, as given by a client (checked by [`Contact::new`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

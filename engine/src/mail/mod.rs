@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
+pub use crate::error::MailError;
 pub use contact::Contact;
 pub use firstcome_storage::ContactRecord;
 use firstcome_storage::{CampaignRecord, CouponRecord, FanOutRecord, MailCampaign, MailCoupon};
@@ -34,38 +35,6 @@ use ractor::{Actor, ActorRef};
 use crate::context::Context;
 use dispatcher::{DispatcherMsg, MailDispatcher};
 use worker::MailContext;
-
-/// Errors of the mailer.
-#[derive(Debug, thiserror::Error)]
-pub enum MailError {
-    /// A template failed to load or render (a bug in an override): retrying cannot help.
-    #[error("template {name}: {detail}")]
-    Template { name: String, detail: String },
-    /// The message could not be built (a bad address in the configuration or a job).
-    #[error("building the message: {0}")]
-    Message(String),
-    /// The transport failed; `permanent` when the server refused for good (5xx).
-    #[error("sending: {detail}")]
-    Send {
-        permanent: bool,
-        /// The server was not reached or did not answer (refused, broken, timed out),
-        /// as opposed to a reply about this mail.
-        unreachable: bool,
-        detail: String,
-    },
-    #[error("mail configuration: {0}")]
-    Config(String),
-}
-
-impl MailError {
-    /// Whether retrying later could succeed.
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            MailError::Send { permanent, .. } => *permanent,
-            MailError::Template { .. } | MailError::Message(_) | MailError::Config(_) => true,
-        }
-    }
-}
 
 /// How mail leaves the process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +162,7 @@ impl Mailer {
     pub(crate) async fn start(
         ctx: Arc<Context>,
         config: MailConfig,
-    ) -> Result<Mailer, crate::EngineError> {
+    ) -> Result<Mailer, crate::error::EngineError> {
         let from = config
             .from
             .parse()
@@ -217,7 +186,7 @@ impl Mailer {
             (),
         )
         .await
-        .map_err(|e| crate::EngineError::Actor(e.to_string()))?;
+        .map_err(|e| crate::error::EngineError::Actor(e.to_string()))?;
         Ok(Mailer {
             handle: Arc::new(MailHandle {
                 reminder_before_us,

@@ -2,7 +2,9 @@
 //! index, dead letters, and announcements with the fan-outs still expanding them.
 
 use super::{Store, corrupt};
-use crate::{ContactRecord, FanOutRecord, MailJob, StorageError, keys, records};
+use crate::error::StorageError;
+use crate::records::{ContactRecord, FanOutRecord, MailJob};
+use crate::{keys, records};
 
 impl Store {
     pub fn contact(&self, user_id: &str) -> Result<Option<ContactRecord>, StorageError> {

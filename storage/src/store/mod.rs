@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use crate::{StorageError, keys};
+use crate::error::StorageError;
+use crate::keys;
 
 mod mail;
 mod reads;

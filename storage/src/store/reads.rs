@@ -1,11 +1,12 @@
-//! The typed reads of campaigns, coupons and their indexes: a user's coupons,
+//! The typed reads of campaigns, coupons (from their `k` record or their issued group),
 //! statistics, the expiry and reminder time indexes, and idempotency records.
 
 use super::{Store, corrupt};
-use crate::{
+use crate::error::StorageError;
+use crate::records::{
     CampaignRecord, CouponRecord, CouponStatus, IdempotencyRecord, IssuedCoupon, StatsRecord,
-    StorageError, keys, records,
 };
+use crate::{keys, records};
 
 /// The first seq of a group, from its key.
 pub(super) fn group_first_seq(prefix: &[u8], key: &[u8]) -> Result<u64, StorageError> {

@@ -3,7 +3,9 @@
 
 use super::reads::group_first_seq;
 use super::{Store, corrupt};
-use crate::{CouponRecord, StorageError, keys, records};
+use crate::error::StorageError;
+use crate::records::CouponRecord;
+use crate::{keys, records};
 
 /// How many coupons one holder chunk covers. When a campaign has issued a multiple of
 /// this, its actor writes the chunk: the user ids of those coupons in seq order, in one

@@ -1,8 +1,10 @@
 use super::HOLDER_CHUNK;
-use crate::{
+use crate::error::StorageError;
+use crate::records::{
     CampaignRecord, ContactRecord, CouponRecord, FanOutRecord, IdempotencyRecord, IssuedCoupon,
-    MailJob, StatsRecord, StorageError, keys, records,
+    MailJob, StatsRecord,
 };
+use crate::{keys, records};
 
 /// The writes of one decision. The committer applies them atomically, in one sled
 /// batch with the other decisions of its group. Encoding happens here, on the deciding
