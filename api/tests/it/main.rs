@@ -16,5 +16,6 @@ mod mail;
 mod mail_crash;
 mod mail_schedule;
 mod management;
+mod ops_files;
 mod restart;
 mod smtp;
