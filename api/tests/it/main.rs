@@ -6,12 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod bad_input;
+mod cli;
 mod crash;
 mod handlers;
 mod helpers;
 mod idempotency;
 mod issuance;
 mod lifecycle;
+mod logs;
 mod mail;
 mod mail_crash;
 mod mail_schedule;
