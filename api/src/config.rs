@@ -209,6 +209,95 @@ pub struct FileConfig {
     pub mail: Option<MailSettings>,
 }
 
+/// Keys of the `[mail]` table given as flags or `FIRSTCOME_MAIL_*` / `FIRSTCOME_SMTP_*`
+/// environment variables. Each replaces the same key of the file's table, one by one, so
+/// that the environment can change one setting of a file without restating the table.
+#[derive(Debug, Default, Clone)]
+pub struct MailOverrides {
+    pub enabled: Option<bool>,
+    pub from: Option<String>,
+    pub message_id_domain: Option<String>,
+    pub workers: Option<usize>,
+    pub reminder_before_secs: Option<u64>,
+    pub retry_base_ms: Option<u64>,
+    pub retry_max_delay_secs: Option<u64>,
+    pub max_age_secs: Option<u64>,
+    pub poll_interval_ms: Option<u64>,
+    pub templates_dir: Option<PathBuf>,
+    pub files_dir: Option<PathBuf>,
+    pub smtp: SmtpOverrides,
+}
+
+/// Keys of the `[mail.smtp]` table given as flags or environment variables.
+#[derive(Debug, Default, Clone)]
+pub struct SmtpOverrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub security: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub timeout_secs: Option<u64>,
+    pub pool_max: Option<u32>,
+    pub send_timeout_secs: Option<u64>,
+}
+
+impl MailOverrides {
+    /// `self` over `table` (the file's `[mail]`, or the defaults).
+    ///
+    /// Any SMTP key but the password makes the `[mail.smtp]` table exist (defaults for
+    /// the keys not given), as writing that key in the file would. The password alone
+    /// does not: it is a secret that deployments often inject whatever the transport,
+    /// and it has only ever filled in a table configured elsewhere.
+    pub fn apply(self, mut table: MailSettings) -> MailSettings {
+        fn set<T>(slot: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        set(&mut table.enabled, self.enabled);
+        set(&mut table.from, self.from);
+        set(&mut table.message_id_domain, self.message_id_domain);
+        set(&mut table.workers, self.workers);
+        set(&mut table.reminder_before_secs, self.reminder_before_secs);
+        set(&mut table.retry_base_ms, self.retry_base_ms);
+        set(&mut table.retry_max_delay_secs, self.retry_max_delay_secs);
+        set(&mut table.max_age_secs, self.max_age_secs);
+        set(&mut table.poll_interval_ms, self.poll_interval_ms);
+        if self.templates_dir.is_some() {
+            table.templates_dir = self.templates_dir;
+        }
+        if self.files_dir.is_some() {
+            table.files_dir = self.files_dir;
+        }
+        let o = self.smtp;
+        let creates = o.host.is_some()
+            || o.port.is_some()
+            || o.security.is_some()
+            || o.username.is_some()
+            || o.timeout_secs.is_some()
+            || o.pool_max.is_some()
+            || o.send_timeout_secs.is_some();
+        if creates && table.smtp.is_none() {
+            table.smtp = Some(SmtpSettings::default());
+        }
+        if let Some(smtp) = table.smtp.as_mut() {
+            set(&mut smtp.host, o.host);
+            set(&mut smtp.port, o.port);
+            set(&mut smtp.security, o.security);
+            set(&mut smtp.timeout_secs, o.timeout_secs);
+            set(&mut smtp.pool_max, o.pool_max);
+            set(&mut smtp.send_timeout_secs, o.send_timeout_secs);
+            if o.username.is_some() {
+                smtp.username = o.username;
+            }
+            if o.password.is_some() {
+                smtp.password = o.password;
+            }
+        }
+        table
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
@@ -239,6 +328,38 @@ impl FileConfig {
 }
 
 impl Config {
+    /// The configuration `serve` runs with: the defaults, the TOML file at `file` (if
+    /// any), then `overrides` and `mail` (flags and environment), validated. Both
+    /// `firstcome serve` and `firstcome check-config` come through here, so that the
+    /// check judges exactly what a start would use.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: FileConfig,
+        mail: MailOverrides,
+    ) -> Result<Config, ConfigError> {
+        let file = match file {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let table = mail.apply(file.mail.clone().unwrap_or_default());
+        let overrides = FileConfig {
+            mail: Some(table),
+            ..overrides
+        };
+        Config::merge(file, overrides)
+    }
+
+    /// What a start would find wrong in a valid-looking configuration before it touches
+    /// the data dir: a template override that does not parse (the mailer loads the
+    /// templates when it starts and refuses to start without them).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(mail) = self.mail.engine_config(&self.data_dir)? {
+            firstcome_engine::mail::templates::Templates::load(mail.templates_dir.as_deref())
+                .map_err(|e| ConfigError::Invalid(format!("mail.templates_dir: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// `file` over the defaults, then `overrides` (flags and environment) over that.
     pub fn merge(file: FileConfig, overrides: FileConfig) -> Result<Config, ConfigError> {
         let d = Config::default();
@@ -369,6 +490,60 @@ mod tests {
                 dir: c.data_dir.join("mail")
             }
         );
+    }
+
+    #[test]
+    fn mail_overrides_replace_single_keys_of_the_file_table() {
+        let file = MailSettings {
+            workers: 3,
+            from: "Shop <c@shop.example>".into(),
+            ..MailSettings::default()
+        };
+        let m = MailOverrides {
+            workers: Some(5),
+            ..MailOverrides::default()
+        }
+        .apply(file.clone());
+        assert_eq!((m.workers, m.from.as_str()), (5, "Shop <c@shop.example>"));
+        assert!(m.smtp.is_none());
+
+        // The password alone fills in a table configured elsewhere, nothing more.
+        let password = || MailOverrides {
+            smtp: SmtpOverrides {
+                password: Some("p".into()),
+                ..SmtpOverrides::default()
+            },
+            ..MailOverrides::default()
+        };
+        assert!(password().apply(file.clone()).smtp.is_none());
+
+        // Any other SMTP key makes the table, with defaults for the rest.
+        let mut with_host = password();
+        with_host.smtp.host = Some("smtp.shop.example".into());
+        let m = with_host.apply(file);
+        let smtp = m.smtp.unwrap();
+        assert_eq!(smtp.host, "smtp.shop.example");
+        assert_eq!(smtp.port, SmtpSettings::default().port);
+        assert_eq!(smtp.password.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn check_refuses_a_template_override_that_does_not_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Config::load(None, FileConfig::default(), MailOverrides::default()).unwrap();
+        ok.check().unwrap();
+        std::fs::write(dir.path().join("confirmation.en.subject.txt"), "{% if %}").unwrap();
+        let bad = Config::load(
+            None,
+            FileConfig::default(),
+            MailOverrides {
+                templates_dir: Some(dir.path().to_path_buf()),
+                ..MailOverrides::default()
+            },
+        )
+        .unwrap();
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains("mail.templates_dir"), "{e}");
     }
 
     #[test]

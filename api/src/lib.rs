@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+pub mod request_id;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -196,7 +197,8 @@ impl Server {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
-        let app = router(state.clone(), config.max_body_bytes);
+        // Around the router, not inside it, so that the request span covers all of it.
+        let app = request_id::with_request_ids(router(state.clone(), config.max_body_bytes));
         let (stop, stopped) = oneshot::channel::<()>();
         let timeout = Duration::from_secs(config.shutdown_timeout_secs);
         let serve_engine = engine.clone();

@@ -1,12 +1,19 @@
-//! The `firstcome` binary: `firstcome serve` runs the server.
+//! The `firstcome` binary: `firstcome serve` runs the server, `firstcome check-config`
+//! validates the configuration that `serve` would run with.
+//!
+//! Exit status: 0 on success (and for `--help`, `--version`); 1 for any configuration
+//! error, a bad value in a flag or `FIRSTCOME_*` variable included, or a failed start;
+//! 2 for a command line clap cannot make sense of (an unknown flag or subcommand).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand, ValueEnum};
 use firstcome_api::Server;
-use firstcome_api::config::{Config, FileConfig};
+use firstcome_api::config::{Config, FileConfig, MailOverrides, SmtpOverrides};
 use tracing_subscriber::EnvFilter;
 
 /// firstcome: exact, durable first-come-first-served coupon issuance.
@@ -22,11 +29,16 @@ enum Command {
     /// Run the HTTP server. Settings: built-in defaults, overridden by the --config
     /// file, overridden by FIRSTCOME_* environment variables and these flags.
     Serve(ServeArgs),
+    /// Validate the configuration (file, environment, flags) exactly as `serve` would,
+    /// without starting: prints "ok" and exits 0, or prints the reason and exits 1.
+    /// Touches nothing: the data dir is neither created nor opened.
+    CheckConfig(ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// TOML file with any of the settings below (snake_case keys, e.g. `data_dir`).
+    /// TOML file with any of the settings below (snake_case keys, e.g. `data_dir`; mail
+    /// settings in a `[mail]` table, SMTP in `[mail.smtp]`).
     #[arg(long, env = "FIRSTCOME_CONFIG")]
     config: Option<PathBuf>,
     /// Where the store and the generated API keys live. [default: ./data]
@@ -57,23 +69,145 @@ struct ServeArgs {
     /// Seconds a shutdown waits for in-flight requests. [default: 30]
     #[arg(long, env = "FIRSTCOME_SHUTDOWN_TIMEOUT_SECS")]
     shutdown_timeout_secs: Option<u64>,
-    /// Turn mail on or off (the `[mail]` table of the config file says how to send it).
-    /// [default: true]
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    mail: MailArgs,
+    #[command(flatten)]
+    smtp: SmtpArgs,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Logging")]
+struct LogArgs {
+    /// Which log lines to write: a tracing env-filter, e.g. `info` or
+    /// `info,tower_http=debug` (a line per request).
+    #[arg(long = "log", env = "FIRSTCOME_LOG", default_value = "info")]
+    filter: String,
+    /// `text` for people (colours only when stderr is a terminal and NO_COLOR is unset),
+    /// `json` for one JSON object per line.
+    #[arg(long, env = "FIRSTCOME_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Each flag replaces the same key of the file's `[mail]` table.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Mail (the [mail] table)")]
+struct MailArgs {
+    /// Turn mail on or off. [default: true]
     #[arg(long, env = "FIRSTCOME_MAIL_ENABLED")]
     mail_enabled: Option<bool>,
-    /// The SMTP password, kept out of the config file.
+    /// The From of every mail. [default: firstcome <coupons@firstcome.invalid>]
+    #[arg(long, env = "FIRSTCOME_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// The part after `@` in Message-IDs. [default: firstcome.invalid]
+    #[arg(long, env = "FIRSTCOME_MAIL_MESSAGE_ID_DOMAIN")]
+    mail_message_id_domain: Option<String>,
+    /// Concurrent sends, 1 to 256. [default: 8]
+    #[arg(long, env = "FIRSTCOME_MAIL_WORKERS")]
+    mail_workers: Option<usize>,
+    /// How long before a coupon's expiry its reminder is due, in seconds. [default: 86400]
+    #[arg(long, env = "FIRSTCOME_MAIL_REMINDER_BEFORE_SECS")]
+    mail_reminder_before_secs: Option<u64>,
+    /// The first retry waits up to this long, in milliseconds. [default: 1000]
+    #[arg(long, env = "FIRSTCOME_MAIL_RETRY_BASE_MS")]
+    mail_retry_base_ms: Option<u64>,
+    /// No retry waits longer, in seconds. [default: 300]
+    #[arg(long, env = "FIRSTCOME_MAIL_RETRY_MAX_DELAY_SECS")]
+    mail_retry_max_delay_secs: Option<u64>,
+    /// A job still failing this long after it was queued is a dead letter, in seconds.
+    /// [default: 86400]
+    #[arg(long, env = "FIRSTCOME_MAIL_MAX_AGE_SECS")]
+    mail_max_age_secs: Option<u64>,
+    /// How often the outbox is checked for retries coming due, in milliseconds.
+    /// [default: 200]
+    #[arg(long, env = "FIRSTCOME_MAIL_POLL_INTERVAL_MS")]
+    mail_poll_interval_ms: Option<u64>,
+    /// Directory of template overrides. [default: none, the built-in templates]
+    #[arg(long, env = "FIRSTCOME_MAIL_TEMPLATES_DIR")]
+    mail_templates_dir: Option<PathBuf>,
+    /// Where .eml files go without SMTP. [default: <data_dir>/mail]
+    #[arg(long, env = "FIRSTCOME_MAIL_FILES_DIR")]
+    mail_files_dir: Option<PathBuf>,
+}
+
+/// Each flag but the password replaces the same key of `[mail.smtp]` and makes the table
+/// exist, which sends mail by SMTP instead of into .eml files.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "SMTP (the [mail.smtp] table)")]
+struct SmtpArgs {
+    /// The SMTP server. [default: localhost]
+    #[arg(long, env = "FIRSTCOME_SMTP_HOST")]
+    smtp_host: Option<String>,
+    /// The SMTP port (465 for `tls`). [default: 587]
+    #[arg(long, env = "FIRSTCOME_SMTP_PORT")]
+    smtp_port: Option<u16>,
+    /// `none`, `starttls` (required, never plain) or `tls`. [default: starttls]
+    #[arg(long, env = "FIRSTCOME_SMTP_SECURITY")]
+    smtp_security: Option<String>,
+    /// SMTP user name (with a password, or neither).
+    #[arg(long, env = "FIRSTCOME_SMTP_USERNAME")]
+    smtp_username: Option<String>,
+    /// The SMTP password, kept out of the config file. Alone it does not turn SMTP on.
     #[arg(long, env = "FIRSTCOME_SMTP_PASSWORD", hide_env_values = true)]
     smtp_password: Option<String>,
+    /// Connect and per-command timeout, in seconds. [default: 10]
+    #[arg(long, env = "FIRSTCOME_SMTP_TIMEOUT_SECS")]
+    smtp_timeout_secs: Option<u64>,
+    /// Deadline of one whole send, waiting for a connection included, in seconds.
+    /// [default: 30]
+    #[arg(long, env = "FIRSTCOME_SMTP_SEND_TIMEOUT_SECS")]
+    smtp_send_timeout_secs: Option<u64>,
+    /// Idle connections kept for reuse. [default: 8]
+    #[arg(long, env = "FIRSTCOME_SMTP_POOL_MAX")]
+    smtp_pool_max: Option<u32>,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FIRSTCOME_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    let Command::Serve(args) = cli.command;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A value that does not parse (a port that is not a number, an unknown log
+            // format) is a configuration error like those found after parsing, and
+            // gets the same status, so that `check-config` fails one way only.
+            let bad_value = matches!(
+                e.kind(),
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::InvalidUtf8
+            );
+            let _ = e.print();
+            return if bad_value {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            };
+        }
+    };
+    let (check_only, args) = match cli.command {
+        Command::Serve(args) => (false, args),
+        Command::CheckConfig(args) => (true, args),
+    };
+    if let Err(e) = init_logging(&args.log) {
+        eprintln!("firstcome: {e}");
+        return ExitCode::FAILURE;
+    }
+    if check_only {
+        return match config(args).and_then(|c| c.check().map_err(Into::into)) {
+            Ok(()) => {
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("firstcome: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,11 +227,31 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let file = match &args.config {
-        Some(p) => FileConfig::load(p)?,
-        None => FileConfig::default(),
+/// Logs go to stderr (stdout carries the lines meant for the operator: generated keys,
+/// the address), without ANSI colours unless stderr is a terminal, so that journald,
+/// Docker and files get plain text.
+fn init_logging(args: &LogArgs) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&args.filter)
+        .map_err(|e| format!("FIRSTCOME_LOG / --log {:?}: {e}", args.filter))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match args.log_format {
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            builder
+                .with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .try_init()
+        }
+        // The request span (request_id, method, path) is in `span` and `spans` of each
+        // line written while a request is handled.
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
     };
+    installed.map_err(|e| format!("installing the logger: {e}"))
+}
+
+/// The configuration `serve` runs with, from the file, the environment and the flags.
+fn config(args: ServeArgs) -> Result<Config, Box<dyn std::error::Error>> {
     let overrides = FileConfig {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -110,18 +264,36 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         shutdown_timeout_secs: args.shutdown_timeout_secs,
         mail: None,
     };
-    let mut mail = file.mail.clone().unwrap_or_default();
-    if let Some(on) = args.mail_enabled {
-        mail.enabled = on;
-    }
-    if let (Some(p), Some(smtp)) = (args.smtp_password, mail.smtp.as_mut()) {
-        smtp.password = Some(p);
-    }
-    let overrides = FileConfig {
-        mail: Some(mail),
-        ..overrides
+    let m = args.mail;
+    let s = args.smtp;
+    let mail = MailOverrides {
+        enabled: m.mail_enabled,
+        from: m.mail_from,
+        message_id_domain: m.mail_message_id_domain,
+        workers: m.mail_workers,
+        reminder_before_secs: m.mail_reminder_before_secs,
+        retry_base_ms: m.mail_retry_base_ms,
+        retry_max_delay_secs: m.mail_retry_max_delay_secs,
+        max_age_secs: m.mail_max_age_secs,
+        poll_interval_ms: m.mail_poll_interval_ms,
+        templates_dir: m.mail_templates_dir,
+        files_dir: m.mail_files_dir,
+        smtp: SmtpOverrides {
+            host: s.smtp_host,
+            port: s.smtp_port,
+            security: s.smtp_security,
+            username: s.smtp_username,
+            password: s.smtp_password,
+            timeout_secs: s.smtp_timeout_secs,
+            pool_max: s.smtp_pool_max,
+            send_timeout_secs: s.smtp_send_timeout_secs,
+        },
     };
-    let config = Config::merge(file, overrides)?;
+    Ok(Config::load(args.config.as_deref(), overrides, mail)?)
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = config(args)?;
     let server = Server::start(config).await?;
     if !server.generated_keys.is_empty() {
         // Printed once, on the start that generated them; they stay in the data dir.

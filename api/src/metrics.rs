@@ -1,20 +1,22 @@
-//! The Prometheus recorder and the HTTP request metrics.
+//! The Prometheus recorder, the description of every metric, and the HTTP request
+//! metrics.
 //!
-//! Metric names (all prefixed `firstcome_`):
-//! - `http_requests_total{route,method,status}`, `http_request_duration_seconds{route,method}`
-//!   (route is the template, e.g. `/v1/campaigns/{id}/issue`, never the raw path)
-//! - `issue_total{outcome}`, `issue_duration_seconds`
-//! - `coupon_use_total{action,outcome}` (redeem / cancel_redemption), `coupons_expired_total`
-//! - `commit_batch_requests`, `commit_batch_writes`, `commit_flush_seconds`,
-//!   `commit_failures_total`
-//! - `campaigns`, `campaign_restarts_total`
+//! Every metric the process records, wherever it is recorded (api, engine, storage), is
+//! listed once in [`METRICS`] with its type, unit and help text; [`install`] registers
+//! them with the recorder, so that `/metrics` has a `# HELP` line for each and
+//! `promtool check metrics` finds nothing to report (`.ci/promtool.sh`). The table is
+//! the reference: docs/operations.md describes the same names.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
+use firstcome_engine::mail::MailKind;
+use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -23,6 +25,162 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
+];
+
+/// The type of a metric in [`METRICS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric: type, full name, unit, help text.
+#[derive(Debug, Clone, Copy)]
+pub struct Described {
+    pub kind: Kind,
+    pub name: &'static str,
+    pub unit: Unit,
+    pub help: &'static str,
+}
+
+const fn d(kind: Kind, name: &'static str, unit: Unit, help: &'static str) -> Described {
+    Described {
+        kind,
+        name,
+        unit,
+        help,
+    }
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// Every metric of the process. A name recorded anywhere but missing here has no HELP
+/// line, which `.ci/promtool.sh` reports.
+pub const METRICS: &[Described] = &[
+    // api
+    d(
+        Counter,
+        "firstcome_http_requests_total",
+        Unit::Count,
+        "HTTP requests answered, by route template, method and status.",
+    ),
+    d(
+        Histogram,
+        "firstcome_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a routed HTTP request to its response, by route template and method.",
+    ),
+    d(
+        Counter,
+        "firstcome_http_overloaded_total",
+        Unit::Count,
+        "HTTP requests answered 503 overloaded (shed by max_inflight_requests), by route template and method.",
+    ),
+    d(
+        Gauge,
+        "firstcome_ready",
+        Unit::Count,
+        "1 while the server is ready (accepts writes and is not shutting down), else 0; what /readyz answers.",
+    ),
+    // engine
+    d(
+        Counter,
+        "firstcome_issue_total",
+        Unit::Count,
+        "Issue requests decided, by outcome (issued, already_issued, sold_out, not_active, replayed, overloaded, ...).",
+    ),
+    d(
+        Histogram,
+        "firstcome_issue_duration_seconds",
+        Unit::Seconds,
+        "Issue requests: the actor round trip, including the wait for durability.",
+    ),
+    d(
+        Counter,
+        "firstcome_coupon_use_total",
+        Unit::Count,
+        "Redeem and cancel-redemption requests decided, by action and outcome.",
+    ),
+    d(
+        Counter,
+        "firstcome_coupons_expired_total",
+        Unit::Count,
+        "Coupons that reached their expiry unredeemed.",
+    ),
+    d(
+        Gauge,
+        "firstcome_campaigns",
+        Unit::Count,
+        "Campaigns with a running actor.",
+    ),
+    d(
+        Counter,
+        "firstcome_campaign_restarts_total",
+        Unit::Count,
+        "Campaign actors restarted from the store after a failure.",
+    ),
+    d(
+        Counter,
+        "firstcome_mail_sent_total",
+        Unit::Count,
+        "Mails the SMTP server (or the .eml directory) accepted, by kind.",
+    ),
+    d(
+        Counter,
+        "firstcome_mail_failed_total",
+        Unit::Count,
+        "Failed mail attempts, by kind and class (transient: retried; permanent).",
+    ),
+    d(
+        Counter,
+        "firstcome_mail_retried_total",
+        Unit::Count,
+        "Failed mail attempts rescheduled with backoff, by kind.",
+    ),
+    d(
+        Counter,
+        "firstcome_mail_dead_total",
+        Unit::Count,
+        "Mail jobs moved to the dead letters, by kind.",
+    ),
+    d(
+        Gauge,
+        "firstcome_mail_outbox_depth",
+        Unit::Count,
+        "Mail jobs waiting in the outbox (due or waiting for a retry).",
+    ),
+    d(
+        Histogram,
+        "firstcome_mail_send_duration_seconds",
+        Unit::Seconds,
+        "One mail attempt: render, connect or reuse a connection, the SMTP transaction; by kind.",
+    ),
+    // storage (the committer)
+    d(
+        Histogram,
+        "firstcome_commit_batch_requests",
+        Unit::Count,
+        "Requests released by one group commit (one apply and one fsync).",
+    ),
+    d(
+        Histogram,
+        "firstcome_commit_batch_writes",
+        Unit::Count,
+        "sled operations (puts and removes) in one group commit.",
+    ),
+    d(
+        Histogram,
+        "firstcome_commit_flush_seconds",
+        Unit::Seconds,
+        "One group commit: apply_batch plus flush.",
+    ),
+    d(
+        Counter,
+        "firstcome_commit_failures_total",
+        Unit::Count,
+        "Failed group commits; the first one stops all writing (the store is fail-stop).",
+    ),
 ];
 
 /// Installs the process-wide recorder once and returns its handle. A process has one
@@ -36,6 +194,11 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
         return Ok(h.clone());
     }
     let handle = PrometheusBuilder::new()
+        // Counters get `_total` and described units get their suffix if a name lacks
+        // them. Every name in METRICS already has both (a unit test holds them to it),
+        // so this renames nothing today; it keeps a future metric from breaking the
+        // naming rules promtool checks.
+        .with_recommended_naming(true)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .and_then(|b| {
             b.set_buckets_for_metric(
@@ -45,6 +208,15 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
         })
         .and_then(|b| b.install_recorder())
         .map_err(|e| MetricsError(e.to_string()))?;
+    // Descriptions go to the installed recorder, so only now.
+    for m in METRICS {
+        match m.kind {
+            Kind::Counter => metrics::describe_counter!(m.name, m.unit, m.help),
+            Kind::Gauge => metrics::describe_gauge!(m.name, m.unit, m.help),
+            Kind::Histogram => metrics::describe_histogram!(m.name, m.unit, m.help),
+        }
+    }
+    export_zeroes();
     // Without the exporter's own listener, histograms are only drained by upkeep: run
     // it, or their memory grows.
     let upkeep = handle.clone();
@@ -61,6 +233,44 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
     Ok(handle)
 }
 
+/// Exports, at 0, the series that alerts watch but that stay absent until something rare
+/// happens. A series that appears already at 1 has no earlier sample, so `increase()`
+/// and `rate()` see no change and the alert on the first commit failure or dead letter
+/// would never fire.
+fn export_zeroes() {
+    metrics::counter!("firstcome_commit_failures_total").increment(0);
+    metrics::counter!("firstcome_campaign_restarts_total").increment(0);
+    metrics::counter!("firstcome_issue_total", "outcome" => "overloaded").increment(0);
+    metrics::gauge!("firstcome_ready").set(0.0);
+    for kind in mail_kinds() {
+        let kind = kind.as_str();
+        metrics::counter!("firstcome_mail_sent_total", "kind" => kind).increment(0);
+        metrics::counter!("firstcome_mail_dead_total", "kind" => kind).increment(0);
+        metrics::counter!("firstcome_mail_retried_total", "kind" => kind).increment(0);
+        for class in ["transient", "permanent"] {
+            metrics::counter!("firstcome_mail_failed_total", "kind" => kind, "class" => class)
+                .increment(0);
+        }
+    }
+}
+
+fn mail_kinds() -> [MailKind; 3] {
+    // The match breaks the build when a kind is added, so that it is not forgotten here.
+    match MailKind::Confirmation {
+        MailKind::Confirmation | MailKind::Reminder | MailKind::NewCampaign => {}
+    }
+    [
+        MailKind::Confirmation,
+        MailKind::Reminder,
+        MailKind::NewCampaign,
+    ]
+}
+
+/// Sets `firstcome_ready` (see [`METRICS`]).
+pub fn set_ready(ready: bool) {
+    metrics::gauge!("firstcome_ready").set(if ready { 1.0 } else { 0.0 });
+}
+
 /// The Prometheus recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
 #[error("installing the Prometheus recorder: {0}")]
@@ -75,13 +285,25 @@ pub async fn track_http(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
+    let mut response = next.run(req).await;
+    let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        let (overloaded, r) = is_overloaded(response).await;
+        response = r;
+        if overloaded {
+            metrics::counter!(
+                "firstcome_http_overloaded_total",
+                "route" => route.clone(),
+                "method" => method.clone()
+            )
+            .increment(1);
+        }
+    }
     metrics::counter!(
         "firstcome_http_requests_total",
         "route" => route.clone(),
         "method" => method.clone(),
-        "status" => status
+        "status" => status.as_u16().to_string()
     )
     .increment(1);
     metrics::histogram!(
@@ -91,4 +313,60 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     )
     .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Whether a 503 is the in-flight cap shedding (`overloaded`) rather than the server
+/// being unavailable (shutting down, a campaign actor restarting): both are 503 with
+/// `Retry-After`, only the problem's `code` tells them apart. The body is a small
+/// problem document already in memory, so reading it costs little, and only 503s pay.
+async fn is_overloaded(response: Response) -> (bool, Response) {
+    #[derive(serde::Deserialize)]
+    struct Problem<'a> {
+        code: &'a str,
+    }
+    // Problem documents are a few hundred bytes; anything larger is not one of ours.
+    const LIMIT: usize = 16 * 1024;
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, LIMIT).await {
+        Ok(bytes) => {
+            let overloaded =
+                serde_json::from_slice::<Problem<'_>>(&bytes).is_ok_and(|p| p.code == "overloaded");
+            (overloaded, Response::from_parts(parts, Body::from(bytes)))
+        }
+        // Unreachable for our bodies; the original is consumed, so answer with the
+        // status alone rather than a truncated body.
+        Err(_) => (false, Response::from_parts(parts, Body::empty())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recommended naming would rename a counter without `_total` or a name without its
+    /// unit; the names in code, docs, dashboard and rules would then disagree with
+    /// `/metrics`. Holding the table to the rules keeps them one and the same.
+    #[test]
+    fn every_name_already_follows_the_naming_rules() {
+        let mut seen = std::collections::HashSet::new();
+        for m in METRICS {
+            assert!(seen.insert(m.name), "{} listed twice", m.name);
+            assert!(m.name.starts_with("firstcome_"), "{}", m.name);
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}",
+                m.name
+            );
+            match m.unit {
+                Unit::Count => {}
+                Unit::Seconds => assert!(m.name.ends_with("_seconds"), "{}", m.name),
+                other => panic!("{}: unit {other:?} is not a base unit we use", m.name),
+            }
+            for reserved in ["_count", "_sum", "_bucket"] {
+                assert!(!m.name.ends_with(reserved), "{}", m.name);
+            }
+            assert!(m.help.ends_with('.'), "{}", m.name);
+        }
+    }
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod bad_input;
+mod cli;
 mod crash;
 mod format1;
 mod handlers;
@@ -13,9 +14,11 @@ mod helpers;
 mod idempotency;
 mod issuance;
 mod lifecycle;
+mod logs;
 mod mail;
 mod mail_crash;
 mod mail_schedule;
 mod management;
+mod ops_files;
 mod restart;
 mod smtp;
