@@ -10,7 +10,6 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -276,67 +275,104 @@ pub fn set_ready(ready: bool) {
 #[error("installing the Prometheus recorder: {0}")]
 pub struct MetricsError(String);
 
+/// The handles of one (route, method, status). `counter!` with labels hashes them and
+/// allocates the key on every call; per request that showed in profiles, so each label
+/// set is looked up once and its handles kept.
+struct HttpHandles {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+    overloaded: metrics::Counter,
+}
+
+/// At most this many label sets are kept (routes are templates, but a client can send any
+/// method); past it, requests are counted through the macros as before.
+const MAX_HTTP_LABEL_SETS: usize = 1024;
+
+type HttpKey = (axum::http::Method, u16);
+/// How many label sets are kept, and the handles by route, then (method, status).
+type HttpTable = (
+    usize,
+    std::collections::HashMap<
+        String,
+        std::collections::HashMap<HttpKey, std::sync::Arc<HttpHandles>>,
+    >,
+);
+
+fn http_handles(
+    route: &str,
+    method: &axum::http::Method,
+    status: u16,
+) -> std::sync::Arc<HttpHandles> {
+    use std::sync::{Arc, LazyLock, RwLock};
+    // A std RwLock: held for one map look-up or insert, never across an await.
+    static HANDLES: LazyLock<RwLock<HttpTable>> = LazyLock::new(RwLock::default);
+    let key = (method.clone(), status);
+    if let Some(h) = HANDLES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .1
+        .get(route)
+        .and_then(|m| m.get(&key))
+    {
+        return h.clone();
+    }
+    let handles = Arc::new(HttpHandles {
+        requests: metrics::counter!(
+            "firstcome_http_requests_total",
+            "route" => route.to_owned(),
+            "method" => method.to_string(),
+            "status" => status.to_string()
+        ),
+        duration: metrics::histogram!(
+            "firstcome_http_request_duration_seconds",
+            "route" => route.to_owned(),
+            "method" => method.to_string()
+        ),
+        overloaded: metrics::counter!(
+            "firstcome_http_overloaded_total",
+            "route" => route.to_owned(),
+            "method" => method.to_string()
+        ),
+    });
+    let mut all = HANDLES.write().unwrap_or_else(|p| p.into_inner());
+    if all.0 < MAX_HTTP_LABEL_SETS {
+        all.0 += 1;
+        all.1
+            .entry(route.to_owned())
+            .or_default()
+            .insert(key, handles.clone());
+    }
+    handles
+}
+
 /// Counts and times every routed request, labelled by route template.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
-    let mut response = next.run(req).await;
+        .map(|p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let response = next.run(req).await;
     let status = response.status();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        let (overloaded, r) = is_overloaded(response).await;
-        response = r;
-        if overloaded {
-            metrics::counter!(
-                "firstcome_http_overloaded_total",
-                "route" => route.clone(),
-                "method" => method.clone()
-            )
-            .increment(1);
-        }
+    let handles = http_handles(
+        route.as_deref().unwrap_or("unmatched"),
+        &method,
+        status.as_u16(),
+    );
+    // Both "shedding" and "unavailable" are 503 with Retry-After; the problem's code,
+    // which `ApiError` leaves in the response's extensions, tells them apart.
+    if status == StatusCode::SERVICE_UNAVAILABLE
+        && response
+            .extensions()
+            .get::<crate::error::ProblemCode>()
+            .is_some_and(|c| c.0 == "overloaded")
+    {
+        handles.overloaded.increment(1);
     }
-    metrics::counter!(
-        "firstcome_http_requests_total",
-        "route" => route.clone(),
-        "method" => method.clone(),
-        "status" => status.as_u16().to_string()
-    )
-    .increment(1);
-    metrics::histogram!(
-        "firstcome_http_request_duration_seconds",
-        "route" => route,
-        "method" => method
-    )
-    .record(started.elapsed().as_secs_f64());
+    handles.requests.increment(1);
+    handles.duration.record(started.elapsed().as_secs_f64());
     response
-}
-
-/// Whether a 503 is the in-flight cap shedding (`overloaded`) rather than the server
-/// being unavailable (shutting down, a campaign actor restarting): both are 503 with
-/// `Retry-After`, only the problem's `code` tells them apart. The body is a small
-/// problem document already in memory, so reading it costs little, and only 503s pay.
-async fn is_overloaded(response: Response) -> (bool, Response) {
-    #[derive(serde::Deserialize)]
-    struct Problem<'a> {
-        code: &'a str,
-    }
-    // Problem documents are a few hundred bytes; anything larger is not one of ours.
-    const LIMIT: usize = 16 * 1024;
-    let (parts, body) = response.into_parts();
-    match axum::body::to_bytes(body, LIMIT).await {
-        Ok(bytes) => {
-            let overloaded =
-                serde_json::from_slice::<Problem<'_>>(&bytes).is_ok_and(|p| p.code == "overloaded");
-            (overloaded, Response::from_parts(parts, Body::from(bytes)))
-        }
-        // Unreachable for our bodies; the original is consumed, so answer with the
-        // status alone rather than a truncated body.
-        Err(_) => (false, Response::from_parts(parts, Body::empty())),
-    }
 }
 
 #[cfg(test)]
