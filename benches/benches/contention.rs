@@ -676,10 +676,14 @@ impl Bench {
             });
             let after = engine.commit_stats();
             let groups = after.groups - before.groups;
-            let requests = after.requests - before.requests;
+            let submissions = after.requests - before.requests;
+            // A campaign submits its decisions in batches, so the committer's own count
+            // (submissions) understates what one flush carries: count the decisions.
+            let decided = tally.issued();
             println!(
-                "{name}/{label}: {requests} requests in {groups} group commits, {:.1} per group",
-                requests as f64 / groups.max(1) as f64
+                "{name}/{label}: {decided} requests decided in {groups} group commits \
+                 ({submissions} submissions), {:.1} requests per group commit",
+                decided as f64 / groups.max(1) as f64
             );
         }
         group.finish();

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use smallvec::SmallVec;
 
-use crate::ledger::user_key;
+use crate::ledger::{KeyedUser, user_key};
 
 /// Shards, so that recovery and the commits of many campaigns rarely meet on one lock.
 const SHARDS: usize = 64;
@@ -24,7 +24,7 @@ struct CouponRef {
     seq: u32,
 }
 
-type Shard = HashMap<u128, SmallVec<[CouponRef; 1]>>;
+type Shard = HashMap<u128, SmallVec<[CouponRef; 1]>, KeyedUser>;
 
 pub(crate) struct UserIndex {
     /// By [`user_key`]: a listing checks each coupon's user id, so a key collision can
@@ -43,6 +43,12 @@ impl Default for UserIndex {
     }
 }
 
+/// The shard of a key, by its high half: the maps inside hash by the low half
+/// ([`KeyedUser`]), and keys that shared their low bits would crowd a few buckets.
+fn shard_of(key: u128) -> usize {
+    ((key >> 64) as u64 % SHARDS as u64) as usize
+}
+
 fn coupon_ref(ordinal: u64, seq: u64) -> CouponRef {
     // Paired with the limits where ordinals and seqs are handed out.
     assert!(
@@ -58,7 +64,7 @@ fn coupon_ref(ordinal: u64, seq: u64) -> CouponRef {
 impl UserIndex {
     fn shard(&self, key: u128) -> std::sync::RwLockWriteGuard<'_, Shard> {
         // A poisoned shard is still consistent: every operation is one push.
-        self.shards[(key % SHARDS as u128) as usize]
+        self.shards[shard_of(key)]
             .write()
             .unwrap_or_else(|p| p.into_inner())
     }
@@ -103,7 +109,7 @@ impl UserIndex {
     /// include another user's coupon on a key collision: the caller checks the holder.
     pub(crate) fn coupons_of(&self, user: &str) -> Vec<(Arc<str>, u64, u64)> {
         let key = user_key(user);
-        let refs: SmallVec<[CouponRef; 4]> = self.shards[(key % SHARDS as u128) as usize]
+        let refs: SmallVec<[CouponRef; 4]> = self.shards[shard_of(key)]
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
