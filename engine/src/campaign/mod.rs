@@ -536,6 +536,18 @@ impl Actor for CampaignActor {
         Ok(CampaignState::new(record, ledger, stats, announced, expiry))
     }
 
+    /// A graceful stop (the engine's shutdown drains the mailbox first) submits what the
+    /// last messages decided, so their requests are answered. Nothing depends on it:
+    /// ractor skips `post_stop` after a kill or a panic, and nothing in a batch has been
+    /// acknowledged yet.
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        self.flush(&myself, state, true)
+    }
+
     async fn post_start(
         &self,
         myself: ActorRef<Self::Msg>,
