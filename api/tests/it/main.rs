@@ -16,5 +16,6 @@ mod mail;
 mod mail_crash;
 mod mail_schedule;
 mod management;
+mod openapi;
 mod restart;
 mod smtp;
