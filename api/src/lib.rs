@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
 pub mod routes;
 
@@ -21,7 +22,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use firstcome_engine::{
     Clock, CommitterConfig, Engine, EngineConfig, EngineError, StoreConfig, SystemClock,
 };
@@ -43,49 +43,13 @@ pub struct AppState {
 }
 
 /// The whole HTTP API. A function, so that tests can build it and call it directly.
+///
+/// The routes are [`openapi::routes`], built from the documented handlers, so every
+/// route is in `/openapi.json`; only the reference UI (`/docs`) is added here.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    use routes::{campaigns, coupons, mail, ops};
-    Router::new()
-        .route(
-            "/v1/campaigns",
-            post(campaigns::create).get(campaigns::list),
-        )
-        .route(
-            "/v1/campaigns/{id}",
-            get(campaigns::get)
-                .patch(campaigns::update)
-                .delete(campaigns::delete),
-        )
-        .route("/v1/campaigns/{id}/close", post(campaigns::close))
-        .route("/v1/campaigns/{id}/stats", get(campaigns::stats))
-        .route("/v1/campaigns/{id}/issue", post(campaigns::issue))
-        .route("/v1/coupons/{id}", get(coupons::get))
-        .route("/v1/coupons/{id}/redeem", post(coupons::redeem))
-        .route(
-            "/v1/coupons/{id}/cancel-redemption",
-            post(coupons::cancel_redemption),
-        )
-        .route("/v1/users/{user_id}/coupons", get(coupons::of_user))
-        .route(
-            "/v1/users/{user_id}/contact",
-            get(mail::get_contact)
-                .put(mail::put_contact)
-                .delete(mail::delete_contact),
-        )
-        .route(
-            "/v1/users/{user_id}/subscriptions",
-            get(mail::subscriptions),
-        )
-        .route("/v1/subscriptions", post(mail::subscribe))
-        .route(
-            "/v1/subscriptions/{user_id}/{store_id}",
-            axum::routing::delete(mail::unsubscribe),
-        )
-        .route("/v1/mail/dead", get(mail::dead_letters))
-        .route("/v1/mail/dead/{id}/retry", post(mail::retry_dead_letter))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+    use routes::ops;
+    let (api, _) = openapi::routes().split_for_parts();
+    api.merge(openapi::ui())
         .route_layer(axum::middleware::from_fn(metrics::track_http))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

@@ -7,39 +7,68 @@ use firstcome_engine::{
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{CouponJson, Page, PageItem, ts};
 use crate::error::ApiError;
 
-#[derive(Debug, Deserialize)]
+// The schema restates the engine's rules (`NewCampaign::validate`) that a schema can
+// say, so that clients and fuzzers see them; the engine stays the judge. The rules
+// across fields (one validity at most) are added in `openapi::cross_field_rules`.
+/// A campaign to create. Times are RFC 3339. Without a validity field a coupon is
+/// valid until the campaign's `ends_at` (or forever when it has none).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(schema_with = super::name_schema)]
     pub name: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub total_stock: u64,
+    /// Coupons one user may hold (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
     pub per_user_limit: Option<u32>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub starts_at: Option<Timestamp>,
+    /// After `starts_at` and in the future.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ends_at: Option<Timestamp>,
+    /// Each coupon expires this long after it is issued (at most ten years); not with
+    /// `coupon_valid_until`.
+    #[schema(minimum = 1, maximum = 316_224_000)]
     pub coupon_valid_for_secs: Option<u64>,
+    /// Every coupon expires then: in the future and after `starts_at`; not with
+    /// `coupon_valid_for_secs`.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub coupon_valid_until: Option<Timestamp>,
+    /// The store whose subscribers hear of the campaign: 1 to 128 printable ASCII
+    /// characters.
+    #[schema(schema_with = super::store_id_or_null_schema)]
     pub store_id: Option<String>,
     pub discount: Option<DiscountJson>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = DiscountKind)]
 pub enum DiscountKindJson {
     Fixed,
     Percent,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A discount: `fixed` takes `value` off (more than 0), `percent` takes `value` percent
+/// (1 to 100) off, at most `max_discount_amount`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Discount)]
 pub struct DiscountJson {
     pub kind: DiscountKindJson,
+    #[schema(minimum = 1)]
     pub value: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_order_amount: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_discount_amount: Option<u64>,
 }
 
@@ -92,21 +121,35 @@ impl TryFrom<CreateCampaign> for NewCampaign {
     }
 }
 
-#[derive(Debug, Serialize)]
+// Every field is sent, `null` when unset: `required = true` says so for the `Option`s.
+/// A campaign with its live counts.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Campaign)]
 pub struct CampaignJson {
+    #[schema(schema_with = super::campaign_id_schema)]
     pub id: String,
     pub name: String,
+    /// `ended` wins over `paused`, `paused` over `scheduled`, and all three over
+    /// `sold_out`.
+    #[schema(schema_with = super::campaign_status_schema)]
     pub status: &'static str,
     pub total_stock: u64,
     pub issued: u64,
     pub remaining: u64,
     pub per_user_limit: u32,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub starts_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub ends_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub coupon_valid_for_secs: Option<u64>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub coupon_valid_until: Option<Timestamp>,
+    #[schema(required = true)]
     pub store_id: Option<String>,
+    #[schema(required = true)]
     pub discount: Option<DiscountJson>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub created_at: Option<Timestamp>,
 }
 
@@ -145,12 +188,21 @@ impl PageItem for CampaignJson {
 /// `GET /v1/campaigns`.
 pub type CampaignPage = Page<CampaignJson>;
 
-#[derive(Debug, Deserialize)]
+/// Changes to a campaign: at least one field that is not `null` (added in
+/// `openapi::cross_field_rules`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCampaign {
+    /// `true`: issue answers `409 not_active`; `false` resumes.
     pub paused: Option<bool>,
+    /// In the future and after `starts_at`; a closed campaign given a later `ends_at`
+    /// issues again.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ends_at: Option<Timestamp>,
+    /// At least the coupons already issued.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub total_stock: Option<u64>,
+    #[schema(schema_with = super::name_or_null_schema)]
     pub name: Option<String>,
 }
 
@@ -165,12 +217,18 @@ impl From<UpdateCampaign> for CampaignPatch {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Who asks for a coupon; `locale` only with `email` (added in
+/// `openapi::cross_field_rules`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueBody {
+    #[schema(schema_with = super::user_id_schema)]
     pub user_id: String,
-    /// Sets the user's contact (with `locale`) in the same batch as the decision.
+    /// Sets the user's contact (with `locale`) in the same batch as the decision,
+    /// whatever the outcome.
+    #[schema(max_length = 254, format = Email)]
     pub email: Option<String>,
+    #[schema(schema_with = super::locale_or_null_schema)]
     pub locale: Option<String>,
 }
 
@@ -186,19 +244,25 @@ impl IssueBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Issued)]
 pub struct IssuedJson {
     pub coupon: CouponJson,
 }
 
-#[derive(Debug, Serialize)]
+/// One UTC day with any change.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Day)]
 pub struct DayJson {
+    #[schema(format = Date)]
     pub date: String,
     #[serde(flatten)]
     pub counts: DayCounts,
 }
 
-#[derive(Debug, Serialize)]
+/// `issued` on the day of issue, `redeemed` and `cancelled` on the day of the operation,
+/// `expired` on the day of `expires_at`.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DayCounts {
     pub issued: u64,
     pub redeemed: u64,
@@ -217,7 +281,9 @@ impl From<DayStats> for DayCounts {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Live statistics; `redeemed` counts coupons redeemed now.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Stats)]
 pub struct StatsJson {
     pub total_stock: u64,
     pub issued: u64,

@@ -3,21 +3,31 @@
 use firstcome_engine::mail::{ContactRecord, MailJob};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{Page, PageItem};
 
-#[derive(Debug, Deserialize)]
+/// Where a user's mail goes.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ContactRequest)]
 pub struct ContactRequest {
+    #[schema(max_length = 254, format = Email)]
     pub email: String,
+    /// A language tag such as `en` or `ko-KR`.
+    #[schema(schema_with = super::locale_or_null_schema)]
     pub locale: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+// Every field is sent, `null` when unset: `required = true` says so for the `Option`s.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Contact)]
 pub struct ContactJson {
     pub user_id: String,
     pub email: String,
+    #[schema(required = true)]
     pub locale: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -32,14 +42,18 @@ impl ContactJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The user gets a mail when a campaign of that store becomes active.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionRequest {
+    #[schema(schema_with = super::user_id_schema)]
     pub user_id: String,
+    #[schema(schema_with = super::store_id_schema)]
     pub store_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Subscription)]
 pub struct SubscriptionJson {
     pub user_id: String,
     pub store_id: String,
@@ -52,19 +66,27 @@ impl PageItem for SubscriptionJson {
 /// `GET /v1/users/{user_id}/subscriptions`.
 pub type SubscriptionPage = Page<SubscriptionJson>;
 
+// Every field is sent, `null` when unset: `required = true` says so for the `Option`s.
 /// A mail job (queued or dead), as operators see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MailJob)]
 pub struct MailJobJson {
     pub id: String,
+    #[schema(schema_with = super::mail_kind_schema)]
     pub kind: &'static str,
     pub user_id: String,
     pub to: String,
     pub campaign_id: String,
+    #[schema(required = true)]
     pub coupon_id: Option<String>,
     pub attempts: u32,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub due_at: Timestamp,
+    #[schema(required = true)]
     pub last_error: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub dead_at: Option<Timestamp>,
 }
 

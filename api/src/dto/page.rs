@@ -1,8 +1,13 @@
 //! Cursor paging: the query every list endpoint takes, and the one page shape they all
 //! return.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ApiError;
 
@@ -43,6 +48,38 @@ pub trait PageItem {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+// By hand rather than derived, like `Serialize` below: the list's field name is the
+// item type's. Named after the item (`CampaignPage`), one schema per item type.
+impl<T: ToSchema + PageItem> PartialSchema for Page<T> {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .property(
+                T::FIELD,
+                ArrayBuilder::new().items(Ref::from_schema_name(T::name())),
+            )
+            .required(T::FIELD)
+            .property(
+                "next_cursor",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .description(Some("Where the next page starts; `null` on the last page.")),
+            )
+            .required("next_cursor")
+            .into()
+    }
+}
+
+impl<T: ToSchema + PageItem> ToSchema for Page<T> {
+    fn name() -> Cow<'static, str> {
+        Cow::Owned(format!("{}Page", T::name()))
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((T::name().into_owned(), T::schema()));
+        T::schemas(schemas);
+    }
 }
 
 // By hand rather than derived: serde's field names are fixed per struct, and this one

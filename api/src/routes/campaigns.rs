@@ -11,12 +11,82 @@ use firstcome_engine::{CampaignPatch, IssueRequest, NewCampaign, is_campaign_id}
 use crate::AppState;
 use crate::auth::{Admin, Issuer};
 use crate::dto::{
-    CampaignJson, CampaignPage, CreateCampaign, IssueBody, PageQuery, StatsJson, UpdateCampaign,
-    validate_user_id,
+    CampaignJson, CampaignPage, CreateCampaign, IssueBody, IssuedJson, PageQuery, StatsJson,
+    UpdateCampaign, validate_user_id,
 };
 use crate::error::{ApiError, ApiPath};
 use crate::idempotency;
+use crate::openapi::{ACTOR, ADMIN, BODY, INPUT, KEY, Replay, problems};
+use crate::routes::{CampaignId, CampaignsQuery, IdempotencyKey};
 
+problems!(CreateErrors, Replay::No, [ADMIN, BODY, ACTOR]);
+problems!(ListErrors, Replay::No, [KEY, INPUT, ACTOR]);
+problems!(
+    GetErrors,
+    Replay::No,
+    [KEY, INPUT, ACTOR, &[ApiError::CampaignNotFound]]
+);
+problems!(
+    AdminErrors,
+    Replay::No,
+    [ADMIN, INPUT, ACTOR, &[ApiError::CampaignNotFound]]
+);
+problems!(
+    UpdateErrors,
+    Replay::No,
+    [ADMIN, BODY, ACTOR, &[ApiError::CampaignNotFound]]
+);
+problems!(
+    DeleteErrors,
+    Replay::No,
+    [
+        ADMIN,
+        INPUT,
+        ACTOR,
+        &[ApiError::CampaignNotFound, ApiError::CampaignHasCoupons]
+    ]
+);
+problems!(
+    IssueErrors,
+    Replay::Decided,
+    [
+        KEY,
+        BODY,
+        ACTOR,
+        &[
+            ApiError::CampaignNotFound,
+            ApiError::AlreadyIssued {
+                coupon_ids: Vec::new()
+            },
+            ApiError::SoldOut,
+            ApiError::NotActive(firstcome_engine::NotActiveReason::NotStarted),
+            ApiError::IdempotencyKeyReused,
+        ]
+    ]
+);
+
+/// Create a campaign.
+#[utoipa::path(
+    post,
+    path = "/v1/campaigns",
+    operation_id = "create_campaign",
+    tag = "campaigns",
+    security(("bearer" = ["admin"])),
+    request_body = CreateCampaign,
+    responses(
+        (status = 201, description = "Created; issuing from `starts_at` (or now).", body = CampaignJson,
+            links(
+                ("issue" = (operation_id = "issue_coupon", parameters(("id" = "$response.body#/id")),
+                    description = "Issue a coupon of this campaign.")),
+                ("get" = (operation_id = "get_campaign", parameters(("id" = "$response.body#/id")))),
+                ("update" = (operation_id = "update_campaign", parameters(("id" = "$response.body#/id")))),
+                ("close" = (operation_id = "close_campaign", parameters(("id" = "$response.body#/id")))),
+                ("stats" = (operation_id = "campaign_stats", parameters(("id" = "$response.body#/id")))),
+                ("delete" = (operation_id = "delete_campaign", parameters(("id" = "$response.body#/id")))),
+            )),
+        CreateErrors,
+    )
+)]
 pub async fn create(
     _: Admin,
     State(state): State<AppState>,
@@ -28,6 +98,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view.into())))
 }
 
+/// Read a campaign, with live `issued`, `remaining` and `status`.
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns/{id}",
+    operation_id = "get_campaign",
+    tag = "campaigns",
+    security(("bearer" = ["issuer"])),
+    params(CampaignId),
+    responses(
+        (status = 200, description = "The campaign.", body = CampaignJson),
+        GetErrors,
+    )
+)]
 pub async fn get(
     _: Issuer,
     State(state): State<AppState>,
@@ -36,6 +119,19 @@ pub async fn get(
     Ok(Json(state.engine.campaign(&id).await?.into()))
 }
 
+/// List campaigns in id order.
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns",
+    operation_id = "list_campaigns",
+    tag = "campaigns",
+    security(("bearer" = ["issuer"])),
+    params(CampaignsQuery),
+    responses(
+        (status = 200, description = "One page of campaigns.", body = CampaignPage),
+        ListErrors,
+    )
+)]
 pub async fn list(
     _: Issuer,
     State(state): State<AppState>,
@@ -57,6 +153,30 @@ pub async fn list(
     }))
 }
 
+/// Issue a coupon to a user, first come first served.
+#[utoipa::path(
+    post,
+    path = "/v1/campaigns/{id}/issue",
+    operation_id = "issue_coupon",
+    tag = "campaigns",
+    security(("bearer" = ["issuer"])),
+    params(CampaignId, IdempotencyKey),
+    request_body = IssueBody,
+    responses(
+        (status = 201, description = "Issued.", body = IssuedJson,
+            headers(("idempotent-replayed" = String, description = "`true` on a replayed answer.")),
+            links(
+                ("redeem" = (operation_id = "redeem_coupon",
+                    parameters(("id" = "$response.body#/coupon/id")),
+                    request_body = json!({"user_id": "$response.body#/coupon/user_id"}),
+                    description = "Redeem the coupon for its holder.")),
+                ("get_coupon" = (operation_id = "get_coupon", parameters(("id" = "$response.body#/coupon/id")))),
+                ("user_coupons" = (operation_id = "list_user_coupons",
+                    parameters(("user_id" = "$response.body#/coupon/user_id")))),
+            )),
+        IssueErrors,
+    )
+)]
 pub async fn issue(
     _: Issuer,
     State(state): State<AppState>,
@@ -91,6 +211,20 @@ pub async fn issue(
     Ok(idempotency::respond(answer, idempotency::render_issue))
 }
 
+/// Pause, resume, rename, move `ends_at` or change the stock of a campaign.
+#[utoipa::path(
+    patch,
+    path = "/v1/campaigns/{id}",
+    operation_id = "update_campaign",
+    tag = "campaigns",
+    security(("bearer" = ["admin"])),
+    params(CampaignId),
+    request_body = UpdateCampaign,
+    responses(
+        (status = 200, description = "The campaign as changed.", body = CampaignJson),
+        UpdateErrors,
+    )
+)]
 pub async fn update(
     _: Admin,
     State(state): State<AppState>,
@@ -107,6 +241,19 @@ pub async fn update(
     Ok(Json(state.engine.update_campaign(&id, patch).await?.into()))
 }
 
+/// End issuance now (`ends_at` = now); issued coupons stay valid.
+#[utoipa::path(
+    post,
+    path = "/v1/campaigns/{id}/close",
+    operation_id = "close_campaign",
+    tag = "campaigns",
+    security(("bearer" = ["admin"])),
+    params(CampaignId),
+    responses(
+        (status = 200, description = "The campaign, ended.", body = CampaignJson),
+        AdminErrors,
+    )
+)]
 pub async fn close(
     _: Admin,
     State(state): State<AppState>,
@@ -115,6 +262,19 @@ pub async fn close(
     Ok(Json(state.engine.close_campaign(&id).await?.into()))
 }
 
+/// Delete a campaign that has issued nothing.
+#[utoipa::path(
+    delete,
+    path = "/v1/campaigns/{id}",
+    operation_id = "delete_campaign",
+    tag = "campaigns",
+    security(("bearer" = ["admin"])),
+    params(CampaignId),
+    responses(
+        (status = 204, description = "Deleted."),
+        DeleteErrors,
+    )
+)]
 pub async fn delete(
     _: Admin,
     State(state): State<AppState>,
@@ -124,6 +284,19 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Live statistics (coupons due to expire are expired first).
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns/{id}/stats",
+    operation_id = "campaign_stats",
+    tag = "campaigns",
+    security(("bearer" = ["admin"])),
+    params(CampaignId),
+    responses(
+        (status = 200, description = "The statistics.", body = StatsJson),
+        AdminErrors,
+    )
+)]
 pub async fn stats(
     _: Admin,
     State(state): State<AppState>,

@@ -13,7 +13,73 @@ use crate::auth::Issuer;
 use crate::dto::{CouponJson, CouponPage, CouponUseRequest, UserCouponsQuery, validate_user_id};
 use crate::error::{ApiError, ApiPath};
 use crate::idempotency;
+use crate::openapi::{ACTOR, BODY, INPUT, KEY, READ, Replay, problems};
+use crate::routes::{CouponId, IdempotencyKey, UserId};
 
+problems!(
+    RedeemErrors,
+    Replay::Decided,
+    [
+        KEY,
+        BODY,
+        ACTOR,
+        &[
+            ApiError::CouponNotFound,
+            ApiError::NotOwner,
+            ApiError::AlreadyRedeemed,
+            ApiError::Expired,
+            ApiError::IdempotencyKeyReused,
+        ]
+    ]
+);
+problems!(
+    CancelErrors,
+    Replay::Decided,
+    [
+        KEY,
+        BODY,
+        ACTOR,
+        &[
+            ApiError::CouponNotFound,
+            ApiError::NotOwner,
+            ApiError::NotRedeemed,
+            ApiError::OrderMismatch,
+            ApiError::IdempotencyKeyReused,
+        ]
+    ]
+);
+problems!(
+    GetErrors,
+    Replay::No,
+    [KEY, INPUT, READ, &[ApiError::CouponNotFound]]
+);
+problems!(OfUserErrors, Replay::No, [KEY, INPUT, READ]);
+
+/// Redeem a coupon for its holder.
+#[utoipa::path(
+    post,
+    path = "/v1/coupons/{id}/redeem",
+    operation_id = "redeem_coupon",
+    tag = "coupons",
+    security(("bearer" = ["issuer"])),
+    params(CouponId, IdempotencyKey),
+    request_body = CouponUseRequest,
+    responses(
+        (status = 200, description = "Redeemed.", body = CouponJson,
+            headers(("idempotent-replayed" = String, description = "`true` on a replayed answer.")),
+            links(
+                ("cancel_redemption" = (operation_id = "cancel_redemption",
+                    parameters(("id" = "$response.body#/id")),
+                    request_body = json!({
+                        "user_id": "$response.body#/user_id",
+                        "order_id": "$response.body#/order_id"
+                    }),
+                    description = "Undo this redemption (its order was cancelled).")),
+                ("get_coupon" = (operation_id = "get_coupon", parameters(("id" = "$response.body#/id")))),
+            )),
+        RedeemErrors,
+    )
+)]
 pub async fn redeem(
     issuer: Issuer,
     state: State<AppState>,
@@ -24,6 +90,28 @@ pub async fn redeem(
     use_coupon(issuer, state, id, headers, body, CouponAction::Redeem).await
 }
 
+/// Undo a redemption (an order was cancelled); with `order_id`, only if it is the
+/// redeemed one.
+#[utoipa::path(
+    post,
+    path = "/v1/coupons/{id}/cancel-redemption",
+    operation_id = "cancel_redemption",
+    tag = "coupons",
+    security(("bearer" = ["issuer"])),
+    params(CouponId, IdempotencyKey),
+    request_body = CouponUseRequest,
+    responses(
+        (status = 200, description = "Issued again (or `expired`, if past `expires_at`).", body = CouponJson,
+            headers(("idempotent-replayed" = String, description = "`true` on a replayed answer.")),
+            links(
+                ("redeem" = (operation_id = "redeem_coupon",
+                    parameters(("id" = "$response.body#/id")),
+                    request_body = json!({"user_id": "$response.body#/user_id"}),
+                    description = "Redeem it again.")),
+            )),
+        CancelErrors,
+    )
+)]
 pub async fn cancel_redemption(
     issuer: Issuer,
     state: State<AppState>,
@@ -74,6 +162,19 @@ async fn use_coupon(
     Ok(idempotency::respond(answer, render))
 }
 
+/// Read a coupon, with its status as of now.
+#[utoipa::path(
+    get,
+    path = "/v1/coupons/{id}",
+    operation_id = "get_coupon",
+    tag = "coupons",
+    security(("bearer" = ["issuer"])),
+    params(CouponId),
+    responses(
+        (status = 200, description = "The coupon.", body = CouponJson),
+        GetErrors,
+    )
+)]
 pub async fn get(
     _: Issuer,
     State(state): State<AppState>,
@@ -86,6 +187,19 @@ pub async fn get(
     Ok(Json(coupon.into()))
 }
 
+/// A user's coupons in (campaign id, seq) order.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/coupons",
+    operation_id = "list_user_coupons",
+    tag = "coupons",
+    security(("bearer" = ["issuer"])),
+    params(UserId, UserCouponsQuery),
+    responses(
+        (status = 200, description = "One page of the user's coupons.", body = CouponPage),
+        OfUserErrors,
+    )
+)]
 pub async fn of_user(
     _: Issuer,
     State(state): State<AppState>,

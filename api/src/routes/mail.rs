@@ -12,9 +12,55 @@ use crate::dto::{
     SubscriptionPage, SubscriptionRequest, validate_store_id, validate_user_id,
 };
 use crate::error::{ApiError, ApiPath};
+use crate::openapi::{ADMIN, BODY, INPUT, KEY, READ, Replay, WRITE, problems};
+use crate::routes::{PageParams, SubscriptionPath, UserId};
 use firstcome_engine::mail::Contact;
 
-/// `PUT /v1/users/{user_id}/contact`: registers (or replaces) where the user's mail goes.
+problems!(PutContactErrors, Replay::No, [KEY, INPUT, BODY, WRITE]);
+problems!(
+    ContactErrors,
+    Replay::No,
+    [KEY, INPUT, READ, &[ApiError::ContactNotFound]]
+);
+problems!(
+    DeleteContactErrors,
+    Replay::No,
+    [KEY, INPUT, WRITE, &[ApiError::ContactNotFound]]
+);
+problems!(SubscribeErrors, Replay::No, [KEY, BODY, WRITE]);
+problems!(
+    UnsubscribeErrors,
+    Replay::No,
+    [KEY, INPUT, WRITE, &[ApiError::SubscriptionNotFound]]
+);
+problems!(ListErrors, Replay::No, [KEY, INPUT, READ]);
+problems!(DeadLettersErrors, Replay::No, [ADMIN, INPUT, READ]);
+problems!(
+    RetryErrors,
+    Replay::No,
+    [
+        ADMIN,
+        INPUT,
+        WRITE,
+        &[ApiError::DeadLetterNotFound, ApiError::MailDisabled]
+    ]
+);
+
+/// Register (or replace) where the user's mail goes.
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user_id}/contact",
+    operation_id = "put_contact",
+    tag = "mail",
+    security(("bearer" = ["issuer"])),
+    params(UserId),
+    request_body = ContactRequest,
+    responses(
+        (status = 200, description = "The contact as kept.", body = ContactJson,
+            links(("get" = (operation_id = "get_contact", parameters(("user_id" = "$response.body#/user_id")))))),
+        PutContactErrors,
+    )
+)]
 pub async fn put_contact(
     _: Issuer,
     State(state): State<AppState>,
@@ -28,6 +74,19 @@ pub async fn put_contact(
     Ok(Json(ContactJson::new(user_id, record)))
 }
 
+/// Where the user's mail goes.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/contact",
+    operation_id = "get_contact",
+    tag = "mail",
+    security(("bearer" = ["issuer"])),
+    params(UserId),
+    responses(
+        (status = 200, description = "The contact.", body = ContactJson),
+        ContactErrors,
+    )
+)]
 pub async fn get_contact(
     _: Issuer,
     State(state): State<AppState>,
@@ -38,6 +97,19 @@ pub async fn get_contact(
     Ok(Json(ContactJson::new(user_id, record)))
 }
 
+/// Forget the user's contact; mail already queued still goes out.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{user_id}/contact",
+    operation_id = "delete_contact",
+    tag = "mail",
+    security(("bearer" = ["issuer"])),
+    params(UserId),
+    responses(
+        (status = 204, description = "Forgotten."),
+        DeleteContactErrors,
+    )
+)]
 pub async fn delete_contact(
     _: Issuer,
     State(state): State<AppState>,
@@ -48,7 +120,22 @@ pub async fn delete_contact(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1/subscriptions`: 201 when new, 200 when the user was already subscribed.
+/// Subscribe a user to a store's new campaigns (201 when new, 200 when already).
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions",
+    operation_id = "subscribe",
+    tag = "mail",
+    security(("bearer" = ["issuer"])),
+    request_body = SubscriptionRequest,
+    responses(
+        (status = 201, description = "Subscribed.", body = SubscriptionJson,
+            links(("unsubscribe" = (operation_id = "unsubscribe", parameters(
+                ("user_id" = "$response.body#/user_id"), ("store_id" = "$response.body#/store_id")))))),
+        (status = 200, description = "Already subscribed.", body = SubscriptionJson),
+        SubscribeErrors,
+    )
+)]
 pub async fn subscribe(
     _: Issuer,
     State(state): State<AppState>,
@@ -72,6 +159,19 @@ pub async fn subscribe(
     ))
 }
 
+/// Unsubscribe a user from a store.
+#[utoipa::path(
+    delete,
+    path = "/v1/subscriptions/{user_id}/{store_id}",
+    operation_id = "unsubscribe",
+    tag = "mail",
+    security(("bearer" = ["issuer"])),
+    params(SubscriptionPath),
+    responses(
+        (status = 204, description = "Unsubscribed."),
+        UnsubscribeErrors,
+    )
+)]
 pub async fn unsubscribe(
     _: Issuer,
     State(state): State<AppState>,
@@ -83,6 +183,19 @@ pub async fn unsubscribe(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The stores a user subscribes to, in store id order.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/subscriptions",
+    operation_id = "list_subscriptions",
+    tag = "mail",
+    security(("bearer" = ["issuer"])),
+    params(UserId, PageParams),
+    responses(
+        (status = 200, description = "One page of subscriptions.", body = SubscriptionPage),
+        ListErrors,
+    )
+)]
 pub async fn subscriptions(
     _: Issuer,
     State(state): State<AppState>,
@@ -108,7 +221,20 @@ pub async fn subscriptions(
     }))
 }
 
-/// `GET /v1/mail/dead`: mail given up on, in id order.
+/// Mail given up on, in id order.
+#[utoipa::path(
+    get,
+    path = "/v1/mail/dead",
+    operation_id = "list_dead_letters",
+    tag = "mail",
+    security(("bearer" = ["admin"])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of dead letters, with `attempts` and `last_error`.",
+            body = DeadLetterPage),
+        DeadLettersErrors,
+    )
+)]
 pub async fn dead_letters(
     _: Admin,
     State(state): State<AppState>,
@@ -126,8 +252,19 @@ pub async fn dead_letters(
     }))
 }
 
-/// `POST /v1/mail/dead/{id}/retry`: back into the outbox, due now (202: it is queued,
-/// not yet sent).
+/// Put a dead letter back into the outbox, due now (202: it is queued, not yet sent).
+#[utoipa::path(
+    post,
+    path = "/v1/mail/dead/{id}/retry",
+    operation_id = "retry_dead_letter",
+    tag = "mail",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, min_length = 1, description = "A dead letter's job id.")),
+    responses(
+        (status = 202, description = "Queued again, with a fresh retry budget.", body = MailJobJson),
+        RetryErrors,
+    )
+)]
 pub async fn retry_dead_letter(
     _: Admin,
     State(state): State<AppState>,

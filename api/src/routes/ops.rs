@@ -9,12 +9,36 @@ use axum::response::IntoResponse;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{Replay, problems};
 
+problems!(NotReady, Replay::No, [&[ApiError::Unavailable]]);
+
+/// Liveness.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "ops",
+    security(()),
+    responses((status = 200, description = "Alive.", body = String, content_type = "text/plain",
+        example = "ok"))
+)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Ready while the engine accepts writes and the server is not shutting down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "ops",
+    security(()),
+    responses(
+        (status = 200, description = "Ready.", body = String, content_type = "text/plain", example = "ready"),
+        NotReady,
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if !is_ready(&state) {
         return Err(ApiError::Unavailable);
@@ -30,6 +54,15 @@ fn is_ready(state: &AppState) -> bool {
     ready
 }
 
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "ops",
+    security(()),
+    responses((status = 200, description = "The metrics.", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Evaluated at each scrape, so the gauge is as fresh as the scrape itself.
     is_ready(&state);

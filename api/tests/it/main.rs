@@ -19,6 +19,7 @@ mod mail;
 mod mail_crash;
 mod mail_schedule;
 mod management;
+mod openapi;
 mod ops_files;
 mod restart;
 mod smtp;
