@@ -10,10 +10,13 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod idempotency;
+pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod problems;
 pub mod request_id;
 pub mod routes;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,22 +28,13 @@ use axum::extract::DefaultBodyLimit;
 use firstcome_engine::{
     Clock, CommitterConfig, Engine, EngineConfig, EngineError, StoreConfig, SystemClock,
 };
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use auth::ApiKeys;
 pub use config::Config;
 pub use error::ApiError;
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Engine,
-    pub keys: Arc<ApiKeys>,
-    pub metrics: PrometheusHandle,
-    pub shutting_down: Arc<AtomicBool>,
-}
+pub use keys::ApiKeys;
+pub use state::AppState;
 
 /// The whole HTTP API. A function, so that tests can build it and call it directly.
 ///

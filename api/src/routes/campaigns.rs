@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use firstcome_engine::{CampaignPatch, IssueRequest, NewCampaign, is_campaign_id};
 
-use crate::AppState;
 use crate::auth::{Admin, Issuer};
 use crate::dto::{
     CampaignJson, CampaignPage, CreateCampaign, IssueBody, IssuedJson, PageQuery, StatsJson,
@@ -16,8 +15,9 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiPath};
 use crate::idempotency;
-use crate::openapi::{ACTOR, ADMIN, BODY, INPUT, KEY, Replay, problems};
+use crate::problems::{ACTOR, ADMIN, BODY, INPUT, KEY, Replay, problems};
 use crate::routes::{CampaignId, CampaignsQuery, IdempotencyKey};
+use crate::state::AppState;
 
 problems!(CreateErrors, Replay::No, [ADMIN, BODY, ACTOR]);
 problems!(ListErrors, Replay::No, [KEY, INPUT, ACTOR]);

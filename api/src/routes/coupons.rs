@@ -8,13 +8,13 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use firstcome_engine::{CouponAction, CouponFilter, CouponUse, is_campaign_id, parse_coupon_id};
 
-use crate::AppState;
 use crate::auth::Issuer;
 use crate::dto::{CouponJson, CouponPage, CouponUseRequest, UserCouponsQuery, validate_user_id};
 use crate::error::{ApiError, ApiPath};
 use crate::idempotency;
-use crate::openapi::{ACTOR, BODY, INPUT, KEY, READ, Replay, problems};
+use crate::problems::{ACTOR, BODY, INPUT, KEY, READ, Replay, problems};
 use crate::routes::{CouponId, IdempotencyKey, UserId};
+use crate::state::AppState;
 
 problems!(
     RedeemErrors,

@@ -5,15 +5,15 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 
-use crate::AppState;
 use crate::auth::{Admin, Issuer};
 use crate::dto::{
     ContactJson, ContactRequest, DeadLetterPage, MailJobJson, PageQuery, SubscriptionJson,
     SubscriptionPage, SubscriptionRequest, validate_store_id, validate_user_id,
 };
 use crate::error::{ApiError, ApiPath};
-use crate::openapi::{ADMIN, BODY, INPUT, KEY, READ, Replay, WRITE, problems};
+use crate::problems::{ADMIN, BODY, INPUT, KEY, READ, Replay, WRITE, problems};
 use crate::routes::{PageParams, SubscriptionPath, UserId};
+use crate::state::AppState;
 use firstcome_engine::mail::Contact;
 
 problems!(PutContactErrors, Replay::No, [KEY, INPUT, BODY, WRITE]);

@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::openapi::{Replay, problems};
+use crate::problems::{Replay, problems};
+use crate::state::AppState;
 
 problems!(NotReady, Replay::No, [&[ApiError::Unavailable]]);
 
