@@ -63,13 +63,14 @@ pub struct SmtpConfig {
     pub security: SmtpSecurity,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Connect and per-command timeout.
+    /// The TCP connect timeout (per resolved address).
     pub timeout: Duration,
-    /// Most pooled connections.
+    /// Most SMTP connections open at once (in use or idle); a send beyond them waits
+    /// for one, within `send_timeout`.
     pub pool_max: u32,
-    /// The deadline of one whole send, waiting for a connection included. lettre 0.11's
-    /// async pool has no wait of its own to bound (it opens a new connection when none
-    /// is idle), so this is where "never wait forever" is enforced.
+    /// The deadline of one whole send: waiting for a connection, connecting, TLS, AUTH
+    /// and the transaction. The SMTP steps have no timeout of their own (lettre's async
+    /// client sets none), so this is where "never wait forever" is enforced.
     pub send_timeout: Duration,
 }
 
