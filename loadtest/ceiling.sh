@@ -17,23 +17,9 @@ ROUNDS=${ROUNDS:-3}
 USERS=${USERS:-40000}
 CONNECTIONS=${CONNECTIONS:-32}
 
-cargo build --release -q -p firstcome-api -p firstcome-loadtest
-BIN=target/release
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-export FIRSTCOME_ADMIN_KEY="ceiling-admin-$RANDOM$RANDOM"
-export FIRSTCOME_ISSUER_KEY="ceiling-issuer-$RANDOM$RANDOM"
-
 # shellcheck source=loadtest/lib.sh
 source loadtest/lib.sh
+release_build_and_tmp ceiling
 
 port=$(free_port)
 "$BIN/redis-lua-peer" --trivial --listen "127.0.0.1:$port" >"$TMP/null.log" 2>&1 &

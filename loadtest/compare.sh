@@ -18,23 +18,9 @@ CONNECTIONS=${CONNECTIONS:-64}
 
 command -v redis-server >/dev/null || { echo "redis-server is not on PATH" >&2; exit 1; }
 
-cargo build --release -q -p firstcome-api -p firstcome-loadtest
-BIN=target/release
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-export FIRSTCOME_ADMIN_KEY="compare-admin-$RANDOM$RANDOM"
-export FIRSTCOME_ISSUER_KEY="compare-issuer-$RANDOM$RANDOM"
-
 # shellcheck source=loadtest/lib.sh
 source loadtest/lib.sh
+release_build_and_tmp compare
 
 start_redis() { # name fsync -> sets REDIS_PORT
     local dir="$TMP/redis-$1" port

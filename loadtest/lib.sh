@@ -22,3 +22,21 @@ wait_port() {
     echo "nothing listens on port $1" >&2
     exit 1
 }
+
+# Builds the release binaries (BIN is where they are), makes TMP, and on exit stops every
+# pid in PIDS and removes TMP. Exports fresh API keys named after the caller ($1).
+release_build_and_tmp() {
+    cargo build --release -q -p firstcome-api -p firstcome-loadtest
+    BIN=${CARGO_TARGET_DIR:-target}/release
+    TMP=$(mktemp -d)
+    PIDS=()
+    trap _stop_pids_and_tmp EXIT
+    export FIRSTCOME_ADMIN_KEY="$1-admin-$RANDOM$RANDOM"
+    export FIRSTCOME_ISSUER_KEY="$1-issuer-$RANDOM$RANDOM"
+}
+
+_stop_pids_and_tmp() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
