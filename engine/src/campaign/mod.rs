@@ -197,7 +197,6 @@ impl CampaignActor {
     /// the submission in flight if only that is pending.
     fn commit_and_reply<T: Send + 'static>(
         &self,
-        _myself: &ActorRef<CampaignMsg>,
         state: &mut CampaignState,
         effects: Effects,
         reply: Option<Reply<T>>,
@@ -319,12 +318,11 @@ impl CampaignActor {
     /// its own: so no refusal or read contradicts what a crash would leave.
     fn reply_after_commits<T: Send + 'static>(
         &self,
-        myself: &ActorRef<CampaignMsg>,
         state: &mut CampaignState,
         reply: Reply<T>,
         value: Result<T, EngineError>,
     ) -> Result<(), ActorProcessingErr> {
-        self.commit_and_reply(myself, state, Effects::default(), Some(reply), value)
+        self.commit_and_reply(state, Effects::default(), Some(reply), value)
     }
 
     fn view(&self, state: &CampaignState) -> CampaignView {
@@ -374,7 +372,6 @@ impl CampaignActor {
     /// rendered once and kept for the key in the same batch as the decision's writes.
     fn idempotent<T: Send + 'static>(
         &self,
-        myself: &ActorRef<CampaignMsg>,
         state: &mut CampaignState,
         idempotency: Option<IdempotencyKey<T>>,
         reply: Reply<Idempotent<T>>,
@@ -388,7 +385,7 @@ impl CampaignActor {
             let mut effects = Effects::default();
             let outcome = decide(self, state, &mut effects)?;
             let answer = outcome.map(Idempotent::Fresh);
-            return self.commit_and_reply(myself, state, effects, Some(reply), answer);
+            return self.commit_and_reply(state, effects, Some(reply), answer);
         };
         let claim = match self
             .claims
@@ -412,7 +409,7 @@ impl CampaignActor {
                     );
                     return Ok(());
                 }
-                return self.reply_after_commits(myself, state, reply, answer);
+                return self.reply_after_commits(state, reply, answer);
             }
         };
         // From here every way out drops the claim or hands it to the completion: a
@@ -423,7 +420,7 @@ impl CampaignActor {
             // Nothing is kept for an error: the claim goes now, and a retry decides afresh.
             Err(e) => {
                 drop(claim);
-                return self.commit_and_reply(myself, state, effects, Some(reply), Err(e));
+                return self.commit_and_reply(state, effects, Some(reply), Err(e));
             }
         };
         let response = (idem.render)(&value);
@@ -438,7 +435,6 @@ impl CampaignActor {
         // Published once the batch is submitted (`flush`).
         effects.claim = Some((claim, record));
         self.commit_and_reply(
-            myself,
             state,
             effects,
             Some(reply),
@@ -569,7 +565,7 @@ impl Actor for CampaignActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let handled = if state.deleted {
-            self.refuse_deleted(&myself, state, message)
+            self.refuse_deleted(state, message)
         } else {
             self.dispatch(&myself, state, message)
         };
@@ -594,7 +590,6 @@ impl CampaignActor {
         state: &mut CampaignState,
         message: CampaignMsg,
     ) -> Result<(), ActorProcessingErr> {
-        let myself = myself.clone();
         match message {
             CampaignMsg::Issue(request, reply) => {
                 let IssueRequest {
@@ -603,13 +598,9 @@ impl CampaignActor {
                     idempotency,
                     ..
                 } = request;
-                self.idempotent(
-                    &myself,
-                    state,
-                    idempotency,
-                    reply,
-                    |this, state, effects| this.issue(state, effects, user_id, contact),
-                )?;
+                self.idempotent(state, idempotency, reply, |this, state, effects| {
+                    this.issue(state, effects, user_id, contact)
+                })?;
             }
             CampaignMsg::UseCoupon {
                 seq,
@@ -617,32 +608,28 @@ impl CampaignActor {
                 reply,
             } => {
                 let idempotency = request.idempotency.take();
-                self.idempotent(
-                    &myself,
-                    state,
-                    idempotency,
-                    reply,
-                    |this, state, effects| this.use_coupon(state, effects, seq, request),
-                )?;
+                self.idempotent(state, idempotency, reply, |this, state, effects| {
+                    this.use_coupon(state, effects, seq, request)
+                })?;
             }
             CampaignMsg::Get(reply) => {
                 let view = self.view(state);
-                self.reply_after_commits(&myself, state, reply, Ok(view))?;
+                self.reply_after_commits(state, reply, Ok(view))?;
             }
             CampaignMsg::Update(patch, reply) => {
                 let mut effects = Effects::default();
                 let view = self.update(state, &mut effects, &patch)?;
-                self.commit_and_reply(&myself, state, effects, Some(reply), view)?;
+                self.commit_and_reply(state, effects, Some(reply), view)?;
             }
             CampaignMsg::Close(reply) => {
                 let mut effects = Effects::default();
                 let view = self.close(state, &mut effects)?;
-                self.commit_and_reply(&myself, state, effects, Some(reply), Ok(view))?;
+                self.commit_and_reply(state, effects, Some(reply), Ok(view))?;
             }
             CampaignMsg::Delete(reply) => {
                 let mut effects = Effects::default();
                 let result = self.delete(state, &mut effects);
-                self.commit_and_reply(&myself, state, effects, Some(reply), result)?;
+                self.commit_and_reply(state, effects, Some(reply), result)?;
             }
             CampaignMsg::Stats(reply) => {
                 // Expire what is due first, so that the counts are exact at this moment
@@ -652,13 +639,13 @@ impl CampaignActor {
                     myself.send_after(EXPIRY_BACKLOG_PAUSE, || CampaignMsg::ExpireDue);
                 }
                 let stats = self.stats(state);
-                self.commit_and_reply(&myself, state, effects, Some(reply), Ok(stats))?;
+                self.commit_and_reply(state, effects, Some(reply), Ok(stats))?;
             }
             CampaignMsg::ExpireDue => {
                 let mut effects = Effects::default();
                 let more = self.timed_duties(state, &mut effects)?;
                 if !effects.writes.is_empty() {
-                    self.commit_and_reply::<()>(&myself, state, effects, None, Ok(()))?;
+                    self.commit_and_reply::<()>(state, effects, None, Ok(()))?;
                 }
                 if more {
                     myself.send_after(EXPIRY_BACKLOG_PAUSE, || CampaignMsg::ExpireDue);
@@ -681,25 +668,24 @@ impl CampaignActor {
     /// durable, like any other refusal.
     fn refuse_deleted(
         &self,
-        myself: &ActorRef<CampaignMsg>,
         state: &mut CampaignState,
         message: CampaignMsg,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             CampaignMsg::Issue(_, reply) => {
-                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+                self.reply_after_commits(state, reply, Err(EngineError::CampaignNotFound))
             }
             CampaignMsg::UseCoupon { reply, .. } => {
-                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+                self.reply_after_commits(state, reply, Err(EngineError::CampaignNotFound))
             }
             CampaignMsg::Get(reply) | CampaignMsg::Update(_, reply) | CampaignMsg::Close(reply) => {
-                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+                self.reply_after_commits(state, reply, Err(EngineError::CampaignNotFound))
             }
             CampaignMsg::Delete(reply) => {
-                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+                self.reply_after_commits(state, reply, Err(EngineError::CampaignNotFound))
             }
             CampaignMsg::Stats(reply) => {
-                self.reply_after_commits(myself, state, reply, Err(EngineError::CampaignNotFound))
+                self.reply_after_commits(state, reply, Err(EngineError::CampaignNotFound))
             }
             CampaignMsg::ExpireDue | CampaignMsg::Committed { .. } => Ok(()),
             #[cfg(test)]
