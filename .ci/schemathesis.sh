@@ -31,8 +31,13 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
 fi
 "$venv/bin/schemathesis" --version
 
-cargo build --bin firstcome
-bin="$target_dir/debug/firstcome"
+# The binary under test: FIRSTCOME_BIN (CI passes the one `cargo test --workspace` just
+# built, so nothing is compiled again), or a debug build brought up to date.
+bin=${FIRSTCOME_BIN:-}
+if [ -z "$bin" ]; then
+    cargo build -q -p firstcome-api --bin firstcome
+    bin="$target_dir/debug/firstcome"
+fi
 
 work="$(mktemp -d)"
 server_pid=""
