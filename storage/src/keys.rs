@@ -125,6 +125,7 @@ pub(crate) fn holder_chunk_prefix(campaign_id: &str) -> Vec<u8> {
     k
 }
 
+#[cfg(test)]
 pub(crate) fn holder_chunk(campaign_id: &str, chunk: u32) -> Vec<u8> {
     let mut k = holder_chunk_prefix(campaign_id);
     k.extend_from_slice(&chunk.to_be_bytes());

@@ -101,6 +101,13 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
+        if store.found_format() < firstcome_storage::STORE_FORMAT {
+            tracing::info!(
+                found = store.found_format(),
+                now = firstcome_storage::STORE_FORMAT,
+                "store written in an older format: read in place; new coupons are written in the new one"
+            );
+        }
         let key = store.meta_or_init("code_key", || {
             let mut k = vec![0u8; 16];
             rand::rng().fill_bytes(&mut k);
@@ -223,11 +230,24 @@ impl Engine {
         msg: impl FnOnce(Reply<T>) -> CampaignMsg,
     ) -> Result<T, EngineError> {
         let actor = self.actor(campaign_id)?;
+        self.call_actor(&actor, msg).await
+    }
+
+    /// [`Engine::call`] to an actor already looked up (so the request can move into the
+    /// message without a copy of its campaign id).
+    async fn call_actor<T: Send + 'static>(
+        &self,
+        actor: &ActorRef<CampaignMsg>,
+        msg: impl FnOnce(Reply<T>) -> CampaignMsg,
+    ) -> Result<T, EngineError> {
         let permit = self.admission.admit()?;
         match actor.call(|port| msg(Reply::new(port, permit)), None).await {
             Ok(CallResult::Success(r)) => r,
             // The actor died with the request in its mailbox, or is gone.
-            _ => Err(EngineError::Unavailable(campaign_id.to_string())),
+            _ => Err(EngineError::Unavailable(format!(
+                "campaign actor {}",
+                actor.get_id()
+            ))),
         }
     }
 
@@ -276,10 +296,13 @@ impl Engine {
         request: IssueRequest,
     ) -> Result<Idempotent<IssueOutcome>, EngineError> {
         let started = Instant::now();
-        let campaign_id = request.campaign_id.clone();
-        let result = self
-            .call(&campaign_id, |reply| CampaignMsg::Issue(request, reply))
-            .await;
+        let result = match self.actor(&request.campaign_id) {
+            Ok(actor) => {
+                self.call_actor(&actor, |reply| CampaignMsg::Issue(request, reply))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let outcome = match &result {
             Ok(Idempotent::Fresh(o) | Idempotent::Recorded { value: o, .. }) => o.code(),
             Ok(Idempotent::Replay(_)) => "replayed",
@@ -316,15 +339,17 @@ impl Engine {
         let action = request.action;
         let result = match parse_coupon_id(&request.coupon_id) {
             None => Err(EngineError::CouponNotFound),
-            Some((cid, seq)) => {
-                let cid = cid.to_string();
-                self.call(&cid, |reply| CampaignMsg::UseCoupon {
-                    seq,
-                    request,
-                    reply,
-                })
-                .await
-            }
+            Some((cid, seq)) => match self.actor(cid) {
+                Ok(actor) => {
+                    self.call_actor(&actor, |reply| CampaignMsg::UseCoupon {
+                        seq,
+                        request,
+                        reply,
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            },
         };
         let result = match result {
             // The coupon's campaign does not exist, so neither does the coupon.

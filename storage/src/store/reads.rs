@@ -87,20 +87,33 @@ impl Store {
             .transpose()
     }
 
+    /// The group that holds `seq`: the last one that starts at or before it (its first
+    /// seq and its value).
+    fn group_holding(
+        &self,
+        campaign_id: &str,
+        seq: u64,
+    ) -> Result<Option<(u64, sled::IVec)>, StorageError> {
+        let prefix = keys::simple(keys::ISSUED_GROUP, campaign_id);
+        let upto = keys::after(keys::issued_group(campaign_id, seq));
+        match self.last_before(&prefix, upto) {
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((group_first_seq(&prefix, &k)?, v)))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Coupon `seq` as its group issued it, ignoring later changes.
     pub fn issued_coupon(
         &self,
         campaign_id: &str,
         seq: u64,
     ) -> Result<Option<IssuedCoupon>, StorageError> {
-        // The group that holds `seq` is the last one that starts at or before it.
-        let prefix = keys::simple(keys::ISSUED_GROUP, campaign_id);
-        let upto = keys::after(keys::issued_group(campaign_id, seq));
-        let Some(item) = self.last_before(&prefix, upto) else {
+        let Some((first, v)) = self.group_holding(campaign_id, seq)? else {
             return Ok(None);
         };
-        let (k, v) = item?;
-        let first = group_first_seq(&prefix, &k)?;
         let coupons = records::decode_issued_group(first, &v)?;
         Ok(coupons.into_iter().nth((seq - first) as usize))
     }
@@ -114,16 +127,11 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<IssuedCoupon>, StorageError> {
         let prefix = keys::simple(keys::ISSUED_GROUP, campaign_id);
-        let mut out = Vec::new();
         // Start at the group that holds `from`, then read on.
-        let start =
-            match self.last_before(&prefix, keys::after(keys::issued_group(campaign_id, from))) {
-                Some(item) => {
-                    let (k, _) = item?;
-                    group_first_seq(&prefix, &k)?
-                }
-                None => from,
-            };
+        let start = self
+            .group_holding(campaign_id, from)?
+            .map_or(from, |(first, _)| first);
+        let mut out = Vec::new();
         for item in self.scan(&prefix, Some(keys::issued_group(campaign_id, start)), None) {
             let (k, v) = item?;
             let first = group_first_seq(&prefix, &k)?;

@@ -1,3 +1,4 @@
+#[cfg(test)]
 use super::HOLDER_CHUNK;
 use crate::error::StorageError;
 use crate::records::{
@@ -86,8 +87,10 @@ impl Writes {
         Ok(())
     }
 
-    /// The holders of seqs `chunk * HOLDER_CHUNK ..` (exactly `HOLDER_CHUNK` of them).
-    pub fn put_holder_chunk<S: AsRef<str> + serde::Serialize>(
+    /// The holders of seqs `chunk * HOLDER_CHUNK ..` (exactly `HOLDER_CHUNK` of them), as
+    /// format 1 wrote them: only tests write them now, to check that they are read.
+    #[cfg(test)]
+    pub(crate) fn put_holder_chunk<S: AsRef<str> + serde::Serialize>(
         &mut self,
         campaign_id: &str,
         chunk: u32,
