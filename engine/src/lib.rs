@@ -43,7 +43,7 @@ pub use ids::{is_campaign_id, parse_coupon_id};
 pub use ledger::{Decision, Ledger};
 pub use model::{
     CampaignPatch, CampaignStats, CampaignStatus, CampaignView, Coupon, CouponChange, CouponStatus,
-    CouponValidity, IdempotencyKey, Idempotent, IssueOutcome, MAX_TOTAL_STOCK, NewCampaign,
-    NotActiveReason, Page, StoredResponse,
+    CouponValidity, IdempotencyKey, Idempotent, IssueOutcome, MAX_AMOUNT, MAX_TOTAL_STOCK,
+    NewCampaign, NotActiveReason, Page, StoredResponse,
 };
 pub use request::{CouponAction, CouponUse, IssueRequest};

@@ -15,6 +15,9 @@ pub(crate) const MAX_NAME_LEN: usize = 200;
 pub(crate) const MAX_STORE_ID_LEN: usize = 128;
 /// Ten years: a validity beyond that is a typo, not a coupon.
 pub(crate) const MAX_VALID_FOR_SECS: u64 = 10 * 366 * 24 * 3600;
+/// The largest discount value or order amount: 2^53 - 1, the largest integer that a JSON
+/// number carries exactly in every client (a JavaScript till would round anything above).
+pub const MAX_AMOUNT: u64 = (1 << 53) - 1;
 
 /// How a new campaign's coupons expire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,6 +102,10 @@ impl NewCampaign {
             }
             if d.max_discount_amount == Some(0) {
                 return bad("max_discount_amount must be positive");
+            }
+            let amounts = [Some(d.value), d.min_order_amount, d.max_discount_amount];
+            if amounts.into_iter().flatten().any(|a| a > MAX_AMOUNT) {
+                return bad("discount amounts must be at most 9007199254740991 (2^53 - 1)");
             }
         }
         Ok(())
@@ -530,6 +537,30 @@ mod tests {
                 min_order_amount: None,
                 max_discount_amount: None
             }),
+            ..spec()
+        }));
+        let fixed = |value, min_order_amount, max_discount_amount| {
+            Some(Discount {
+                kind: DiscountKind::Fixed,
+                value,
+                min_order_amount,
+                max_discount_amount,
+            })
+        };
+        assert!(!invalid(NewCampaign {
+            discount: fixed(MAX_AMOUNT, Some(MAX_AMOUNT), Some(MAX_AMOUNT)),
+            ..spec()
+        }));
+        assert!(invalid(NewCampaign {
+            discount: fixed(MAX_AMOUNT + 1, None, None),
+            ..spec()
+        }));
+        assert!(invalid(NewCampaign {
+            discount: fixed(1, Some(MAX_AMOUNT + 1), None),
+            ..spec()
+        }));
+        assert!(invalid(NewCampaign {
+            discount: fixed(1, None, Some(MAX_AMOUNT + 1)),
             ..spec()
         }));
     }

@@ -63,12 +63,13 @@ pub enum DiscountKindJson {
 #[schema(as = Discount)]
 pub struct DiscountJson {
     pub kind: DiscountKindJson,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
     pub value: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
     pub min_order_amount: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_i64)]
     pub max_discount_amount: Option<u64>,
 }
 

@@ -87,6 +87,17 @@ async fn bad_campaign_bodies_are_refused_and_create_nothing() {
                 .into(),
         ),
         (
+            // 2^53: the first amount a JSON client may not carry exactly.
+            "order amount over the maximum",
+            r#"{"name": "x", "total_stock": 1, "discount": {"kind": "percent", "value": 5, "min_order_amount": 9007199254740992}}"#
+                .into(),
+        ),
+        (
+            "fixed value over the maximum",
+            r#"{"name": "x", "total_stock": 1, "discount": {"kind": "fixed", "value": 15028605615364311040}}"#
+                .into(),
+        ),
+        (
             "unknown discount kind",
             r#"{"name": "x", "total_stock": 1, "discount": {"kind": "free", "value": 1}}"#.into(),
         ),

@@ -208,6 +208,18 @@ async fn every_operation_documents_its_security_and_errors() {
     // `deny_unknown_fields` reaches the document.
     let create = &doc["components"]["schemas"]["CreateCampaign"]["allOf"][0];
     assert_eq!(create["additionalProperties"], false);
+    // Amounts state the bound the engine enforces: a u64 field documented as `int64`
+    // with no maximum lets a client send 2^63 and up, which the format says is invalid.
+    let discount = &doc["components"]["schemas"]["Discount"]["allOf"][0]["properties"];
+    for field in ["value", "min_order_amount", "max_discount_amount"] {
+        let max = discount[field]["maximum"].as_f64();
+        assert_eq!(
+            max,
+            Some(firstcome_engine::MAX_AMOUNT as f64),
+            "{field}: {}",
+            discount[field]
+        );
+    }
 }
 
 #[tokio::test]
