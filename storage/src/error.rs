@@ -12,6 +12,9 @@ pub enum StorageError {
     Corrupt { what: &'static str, detail: String },
     #[error("a record could not be encoded: {0}")]
     Encode(String),
+    /// The journal file (crate docs, Journal) could not be opened, written or synced.
+    #[error("{what}: {detail}")]
+    Io { what: &'static str, detail: String },
     #[error("the committer has stopped")]
     CommitterStopped,
     /// The store was written by a newer build: reading it could misread it.

@@ -1,9 +1,9 @@
 //! # firstcome-storage
 //!
-//! Owns everything firstcome keeps on disk: the sled database, the key layout, the
-//! versioned bincode encoding of records, and the [`Committer`], which applies each
-//! decision's writes as one atomic sled batch and releases the replies of many
-//! decisions after one shared flush (group commit).
+//! Owns everything firstcome keeps on disk: the sled database, the commit journal, the
+//! key layout, the versioned bincode encoding of records, and the [`Committer`], which
+//! applies each decision's writes as one atomic sled batch and releases the replies of
+//! many decisions after one shared journal sync (group commit).
 //!
 //! It knows nothing of actors or HTTP. The API it offers is deliberately narrow (typed
 //! reads, a [`Writes`] list, the committer) so that sled could be replaced inside this
@@ -25,7 +25,7 @@
 //! | `x` campaign_id expires_at(i64) seq(u64) | empty: the expiry index, in time order (format-1 coupons, and group coupons out of seq order) |
 //! | `i` idempotency key | [`IdempotencyRecord`]: the response to replay |
 //! | `j` created_at(i64) idempotency key | empty: idempotency records by age, for pruning |
-//! | `m` name | metadata (the store format, the code key, the campaign ordinal counter) |
+//! | `m` name | metadata (the store format, the code key, the campaign ordinal counter, the last group commit applied: `journal_lsn`) |
 //! | `e` user_id | [`ContactRecord`]: where the user's mail goes |
 //! | `b` store_id 0x00 user_id | empty: a store's subscribers |
 //! | `p` user_id 0x00 store_id | empty: a user's subscriptions (written with `b`) |
@@ -49,9 +49,16 @@
 //! store is read in place: its coupons stay in `k` records, `h` chunks and `x` entries,
 //! and the coupons issued after the upgrade follow in groups. A store of a newer format
 //! than this build knows is refused.
+//!
+//! Format 3 adds the journal (`firstcome-journal` in sled's directory; see `journal.rs`):
+//! a group commit is durable once its journal record is synced, and sled is flushed only
+//! at checkpoints, so an acknowledged group may exist only in the journal until then. A
+//! format-2 build would open such a store without replaying it, so raising the format is
+//! what makes it refuse. Formats 1 and 2 open in place (their journal starts empty).
 
 mod committer;
 mod error;
+mod journal;
 mod keys;
 mod records;
 mod store;

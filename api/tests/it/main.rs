@@ -8,7 +8,7 @@
 mod bad_input;
 mod cli;
 mod crash;
-mod format1;
+mod formats;
 mod handlers;
 mod helpers;
 mod idempotency;

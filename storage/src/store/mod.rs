@@ -5,8 +5,10 @@
 //! decision hands the committer.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::StorageError;
+use crate::journal::{self, Journal};
 use crate::keys;
 
 mod mail;
@@ -37,8 +39,16 @@ impl StoreConfig {
 }
 
 /// The layout this build writes; see the crate docs (Formats).
-pub const STORE_FORMAT: u64 = 2;
+pub const STORE_FORMAT: u64 = 3;
 const FORMAT_KEY: &str = "store_format";
+/// The sequence number of the last group commit applied: written in every group's
+/// batch, so a flushed sled says how much of the journal it already holds.
+const JOURNAL_LSN_KEY: &str = "journal_lsn";
+/// The journal's file, inside sled's directory: the store stays one directory.
+const JOURNAL_FILE: &str = "firstcome-journal";
+/// The store checkpoints (flushes sled, restarts the journal) once the journal holds
+/// this much: it bounds the journal's file and what a start-up after a crash replays.
+pub(crate) const CHECKPOINT_BYTES: u64 = 16 << 20;
 
 /// The database. Cheap to clone (sled handles are reference counted).
 #[derive(Clone)]
@@ -46,6 +56,19 @@ pub struct Store {
     db: sled::Db,
     /// The format the store had when this process opened it.
     found_format: u64,
+    // A std Mutex, not a Tokio one: only the committer thread (and start-up) takes it,
+    // and no await happens while it is held.
+    journal: Arc<Mutex<JournalState>>,
+    /// Where a temporary store keeps its journal; removed with the last handle.
+    _temporary: Option<Arc<tempfile::TempDir>>,
+}
+
+struct JournalState {
+    journal: Journal,
+    /// The sequence number the next group commit gets.
+    next_lsn: u64,
+    /// Reused for every group's record.
+    payload: Vec<u8>,
 }
 
 impl Store {
@@ -66,7 +89,7 @@ impl Store {
         let mut waited = std::time::Duration::ZERO;
         loop {
             match sled_cfg.open() {
-                Ok(db) => return Store::upgrade(db),
+                Ok(db) => return Store::upgrade(db, cfg),
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
                         && waited < std::time::Duration::from_secs(3) =>
@@ -80,10 +103,11 @@ impl Store {
         }
     }
 
-    /// Reads the store's format and records this build's: a new store and a format-1
-    /// store (which has no format key) become format 2, which reads format 1 in place;
-    /// a newer format is refused rather than reinterpreted.
-    fn upgrade(db: sled::Db) -> Result<Store, StorageError> {
+    /// Reads the store's format and records this build's: a new store, a format-1 store
+    /// (which has no format key) and a format-2 store become format 3, which reads both
+    /// in place; a newer format is refused rather than reinterpreted. Then replays the
+    /// journal.
+    fn upgrade(db: sled::Db, cfg: &StoreConfig) -> Result<Store, StorageError> {
         let key = keys::meta(FORMAT_KEY);
         let found = match db.get(&key)? {
             Some(v) => u64::from_be_bytes(
@@ -100,6 +124,21 @@ impl Store {
                 supported: STORE_FORMAT,
             });
         }
+        // Before the format is raised: a store still marked older is one no journal has
+        // written to, so an older build may still open it.
+        let (temporary, path) = match &cfg.path {
+            Some(p) => (None, p.join(JOURNAL_FILE)),
+            None => {
+                let dir = tempfile::tempdir().map_err(|e| StorageError::Io {
+                    what: "creating a temporary journal",
+                    detail: e.to_string(),
+                })?;
+                let path = dir.path().join(JOURNAL_FILE);
+                (Some(Arc::new(dir)), path)
+            }
+        };
+        let (mut journal, entries) = Journal::open(&path)?;
+        let next_lsn = replay(&db, &mut journal, entries)?;
         if found != STORE_FORMAT || db.get(&key)?.is_none() {
             db.insert(key, &STORE_FORMAT.to_be_bytes())?;
             db.flush()?;
@@ -107,41 +146,78 @@ impl Store {
         Ok(Store {
             db,
             found_format: found,
+            journal: Arc::new(Mutex::new(JournalState {
+                journal,
+                next_lsn,
+                payload: Vec::new(),
+            })),
+            _temporary: temporary,
         })
     }
 
-    /// The format the store had when it was opened (1: it was upgraded to 2 now).
+    /// The format the store had when it was opened (below [`STORE_FORMAT`]: it was
+    /// upgraded now).
     pub fn found_format(&self) -> u64 {
         self.found_format
     }
 
-    /// Applies the writes of many decisions as one atomic sled batch. Visible to
-    /// readers at once; durable only after the next [`Store::flush`].
-    pub(crate) fn apply_all(
+    fn journal(&self) -> MutexGuard<'_, JournalState> {
+        // Consistent even if poisoned: a panic mid-append leaves at worst a torn record
+        // past `end`, which the next append overwrites and reading never trusts.
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies the writes of many decisions as one atomic sled batch (visible to readers
+    /// at once) and, when `durable`, appends them to the journal as one record and waits
+    /// for its fdatasync: then they survive a crash. The committer is the only caller.
+    pub(crate) fn commit(
         &self,
         groups: impl Iterator<Item = Writes>,
+        durable: bool,
     ) -> Result<(), StorageError> {
+        let mut j = self.journal();
+        let j = &mut *j;
+        let lsn = j.next_lsn;
+        j.payload.clear();
         let mut batch = sled::Batch::default();
         for writes in groups {
             for (k, v) in writes.ops {
+                if durable {
+                    journal::encode_op(&mut j.payload, &k, v.as_deref());
+                }
                 match v {
                     Some(v) => batch.insert(k, v),
                     None => batch.remove(k),
                 }
             }
         }
+        // Paired with `replay`, which skips what sled already holds by this number.
+        batch.insert(keys::meta(JOURNAL_LSN_KEY), &lsn.to_be_bytes());
         self.db.apply_batch(batch)?;
+        j.next_lsn += 1;
+        if durable {
+            j.journal.append(lsn, &j.payload)?;
+        }
         Ok(())
     }
 
+    /// Flushes sled and restarts the journal, if the journal holds at least
+    /// [`CHECKPOINT_BYTES`] (or anything at all, when `always`).
+    pub(crate) fn checkpoint(&self, always: bool) -> Result<(), StorageError> {
+        let mut j = self.journal();
+        let len = j.journal.len();
+        if len == 0 || (!always && len < CHECKPOINT_BYTES) {
+            return Ok(());
+        }
+        self.db.flush()?;
+        j.journal.restart();
+        Ok(())
+    }
+
+    /// Tests' writes: applied, not journaled (as the writes before a flush were).
     #[cfg(test)]
     pub(crate) fn apply(&self, writes: Writes) -> Result<(), StorageError> {
-        self.apply_all(std::iter::once(writes))
-    }
-
-    pub(crate) fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush()?;
-        Ok(())
+        self.commit(std::iter::once(writes), false)
     }
 
     /// A metadata value, created (and flushed) by `init` the first time it is asked for.
@@ -233,9 +309,156 @@ impl Store {
     }
 }
 
+/// Applies the journal's records that sled does not hold yet, in order, flushes sled and
+/// restarts the journal; returns the next group's sequence number. A journal that skips
+/// past what sled holds is damage, refused: serving it would lose the groups between.
+fn replay(
+    db: &sled::Db,
+    journal: &mut Journal,
+    entries: Vec<journal::Entry>,
+) -> Result<u64, StorageError> {
+    let marker = keys::meta(JOURNAL_LSN_KEY);
+    let mut last = match db.get(&marker)? {
+        Some(v) => u64::from_be_bytes(
+            v.as_ref()
+                .try_into()
+                .map_err(|_| corrupt("journal position", "not 8 bytes"))?,
+        ),
+        None => 0,
+    };
+    let mut replayed = 0u64;
+    for entry in entries {
+        if entry.lsn <= last {
+            continue;
+        }
+        if entry.lsn != last + 1 {
+            return Err(corrupt(
+                "journal",
+                &format!(
+                    "it continues at group {}, the store ends at group {last}",
+                    entry.lsn
+                ),
+            ));
+        }
+        let mut batch = sled::Batch::default();
+        for (k, v) in journal::decode_ops(&entry.payload)? {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        batch.insert(marker.clone(), &entry.lsn.to_be_bytes());
+        db.apply_batch(batch)?;
+        last = entry.lsn;
+        replayed += 1;
+    }
+    if replayed > 0 {
+        db.flush()?;
+        tracing::info!(
+            groups = replayed,
+            "replayed group commits from the journal that the store had not flushed"
+        );
+    }
+    journal.restart();
+    Ok(last + 1)
+}
+
 fn corrupt(what: &'static str, detail: &str) -> StorageError {
     StorageError::Corrupt {
         what,
         detail: detail.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CouponRecord, CouponStatus};
+
+    const CAMPAIGN: &str = "aaaaaaaaaaaaaaaa";
+
+    fn open(dir: &std::path::Path) -> Result<Store, StorageError> {
+        Store::open(&StoreConfig {
+            path: Some(dir.to_path_buf()),
+            cache_capacity: 8 << 20,
+        })
+    }
+
+    fn coupon(seq: u64) -> CouponRecord {
+        CouponRecord {
+            campaign_id: CAMPAIGN.into(),
+            seq,
+            user_id: format!("user-{seq}"),
+            code: format!("CODE{seq}"),
+            issued_at: 0,
+            expires_at: None,
+            status: CouponStatus::Issued,
+            redeemed_at: None,
+            order_id: None,
+        }
+    }
+
+    /// Commits coupons `seqs` durably, one group each, and returns the journal's bytes
+    /// as they are before any checkpoint.
+    fn journal_of(dir: &std::path::Path, seqs: std::ops::Range<u64>) -> Vec<u8> {
+        let store = open(dir).unwrap();
+        for seq in seqs {
+            let mut w = Writes::new();
+            w.put_coupon(&coupon(seq)).unwrap();
+            store.commit(std::iter::once(w), true).unwrap();
+        }
+        std::fs::read(dir.join(JOURNAL_FILE)).unwrap()
+    }
+
+    #[test]
+    fn groups_only_in_the_journal_are_replayed_at_open() {
+        let written = tempfile::tempdir().unwrap();
+        let journal = journal_of(written.path(), 0..3);
+        // A store whose sled never saw those groups, as after a crash before any
+        // checkpoint: only the journal has them.
+        let crashed = tempfile::tempdir().unwrap();
+        drop(open(crashed.path()).unwrap());
+        std::fs::write(crashed.path().join(JOURNAL_FILE), &journal).unwrap();
+        let store = open(crashed.path()).unwrap();
+        for seq in 0..3 {
+            assert_eq!(store.coupon(CAMPAIGN, seq).unwrap(), Some(coupon(seq)));
+        }
+        // The replay was flushed and the journal restarted: the next group follows on.
+        let mut w = Writes::new();
+        w.put_coupon(&coupon(3)).unwrap();
+        store.commit(std::iter::once(w), true).unwrap();
+        let journal = std::fs::read(crashed.path().join(JOURNAL_FILE)).unwrap();
+        drop(store);
+        let again = tempfile::tempdir().unwrap();
+        drop(open(again.path()).unwrap());
+        std::fs::write(again.path().join(JOURNAL_FILE), &journal).unwrap();
+        // Only group 4 is in this journal; a store that ends at group 0 cannot take it.
+        assert!(matches!(
+            open(again.path()),
+            Err(StorageError::Corrupt {
+                what: "journal",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn groups_the_store_already_holds_are_not_applied_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_of(dir.path(), 0..2);
+        // Redeem coupon 0 later (group 3), then put the old journal back: replaying its
+        // group 1 again would undo the redemption.
+        let store = open(dir.path()).unwrap();
+        let mut redeemed = coupon(0);
+        redeemed.status = CouponStatus::Redeemed;
+        let mut w = Writes::new();
+        w.put_coupon(&redeemed).unwrap();
+        store.commit(std::iter::once(w), true).unwrap();
+        store.checkpoint(true).unwrap();
+        drop(store);
+        std::fs::write(dir.path().join(JOURNAL_FILE), &journal).unwrap();
+        let store = open(dir.path()).unwrap();
+        assert_eq!(store.coupon(CAMPAIGN, 0).unwrap(), Some(redeemed));
+        assert_eq!(store.coupon(CAMPAIGN, 1).unwrap(), Some(coupon(1)));
     }
 }

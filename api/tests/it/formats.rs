@@ -1,7 +1,8 @@
-//! A data dir written by the last format-1 build (`tests/fixtures/make-format1.sh`) opens
-//! with everything in it: coupons with their codes and redemptions, statistics,
-//! idempotency records that replay the same bytes, a user's coupons across campaigns,
-//! and the mail jobs still in the outbox. New coupons follow in format 2.
+//! A data dir written by the last build of each older format (`tests/fixtures/
+//! make-fixture.sh`) opens with everything in it: coupons with their codes and
+//! redemptions, statistics, idempotency records that replay the same bytes, a user's
+//! coupons across campaigns, and the mail jobs still in the outbox. New coupons follow
+//! in the current format.
 
 use std::path::Path;
 
@@ -12,38 +13,54 @@ use firstcome_engine::ManualClock;
 
 use crate::helpers::{TestServer, send, smtp_mail};
 
-fn fixture() -> (tempfile::TempDir, Value) {
+fn fixture(name: &str) -> (tempfile::TempDir, Value) {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let dir = tempfile::tempdir().unwrap();
     let status = std::process::Command::new("tar")
         .arg("-xzf")
-        .arg(here.join("format1.tar.gz"))
+        .arg(here.join(format!("{name}.tar.gz")))
         .arg("-C")
         .arg(dir.path())
         .status()
         .expect("tar runs");
     assert!(status.success(), "unpacking the fixture");
-    let manifest = std::fs::read_to_string(here.join("format1.json")).unwrap();
+    let manifest = std::fs::read_to_string(here.join(format!("{name}.json"))).unwrap();
     (dir, serde_json::from_str(&manifest).unwrap())
 }
 
-/// A minute after the fixture was written: its coupons (valid for a day) are still valid
-/// whatever the date the test runs on.
-fn clock() -> ManualClock {
-    ManualClock::new("2026-12-02T06:05:00Z".parse().unwrap())
+/// A minute after the fixture's last coupon was issued: its coupons (valid for a day)
+/// are still valid whatever the date the test runs on.
+fn clock(m: &Value) -> ManualClock {
+    let last: jiff::Timestamp = m["coupons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["issued_at"].as_str().unwrap().parse().unwrap())
+        .max()
+        .unwrap();
+    ManualClock::new(last + jiff::SignedDuration::from_secs(60))
 }
 
 /// Mail to a port nothing listens on, retried rarely: the outbox keeps its jobs.
-async fn start(dir: tempfile::TempDir) -> TestServer {
+async fn start(dir: tempfile::TempDir, m: &Value) -> TestServer {
     let mut mail = smtp_mail(9);
     mail.retry_base_ms = 600_000;
-    TestServer::start_with_mail(dir, std::sync::Arc::new(clock()), mail).await
+    TestServer::start_with_mail(dir, std::sync::Arc::new(clock(m)), mail).await
 }
 
 #[tokio::test]
 async fn a_format_1_data_dir_opens_with_everything_in_it() {
-    let (dir, m) = fixture();
-    let t = start(dir).await;
+    opens_with_everything_in_it("format1").await;
+}
+
+#[tokio::test]
+async fn a_format_2_data_dir_opens_with_everything_in_it() {
+    opens_with_everything_in_it("format2").await;
+}
+
+async fn opens_with_everything_in_it(name: &str) {
+    let (dir, m) = fixture(name);
+    let t = start(dir, &m).await;
     let a = m["campaign"].as_str().unwrap();
 
     // Every coupon as the old build showed it: code, holder, status, redemption.
@@ -70,7 +87,7 @@ async fn a_format_1_data_dir_opens_with_everything_in_it() {
         assert_eq!(resp.text().await.unwrap(), r["body"].as_str().unwrap());
     }
 
-    // The user index is rebuilt from format-1 coupons: u0 holds one in each campaign.
+    // The user index is rebuilt from the old coupons: u0 holds one in each campaign.
     let listed: Vec<String> = t
         .user_coupons("u0")
         .await
@@ -82,7 +99,7 @@ async fn a_format_1_data_dir_opens_with_everything_in_it() {
     // The confirmation queued for u0 is still in the outbox.
     assert!(t.server.engine.outbox_len().await.unwrap() >= 1);
 
-    // Issuing goes on after the last format-1 coupon, and the old holders are known.
+    // Issuing goes on after the last old coupon, and the old holders are known.
     let (status, body) = t.issue(a, "u3").await;
     assert_eq!(
         (status, body["code"].clone()),
@@ -93,14 +110,14 @@ async fn a_format_1_data_dir_opens_with_everything_in_it() {
     assert_eq!(body["coupon"]["id"], format!("{a}-5"));
     let new_code = body["coupon"]["code"].clone();
 
-    // Redeeming a format-1 coupon works, and all of it survives a restart.
+    // Redeeming an old coupon works, and all of it survives a restart.
     let (status, _) = send(
         t.issuer(Method::POST, &format!("/v1/coupons/{a}-3/redeem"))
             .json(&json!({"user_id": "u3"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let t = t.restart_with_clock(clock()).await;
+    let t = t.restart_with_clock(clock(&m)).await;
     let (_, c) = send(t.issuer(Method::GET, &format!("/v1/coupons/{a}-5"))).await;
     assert_eq!(
         (c["user_id"].clone(), c["code"].clone()),
