@@ -129,10 +129,19 @@ impl Committer {
     /// durable. Never blocks. If the committer has stopped, `done` runs at once with
     /// [`StorageError::CommitterStopped`].
     pub fn submit(&self, writes: Writes, done: Completion) {
-        if let Err(mpsc::SendError(Request::Commit(_, done))) =
-            self.tx.send(Request::Commit(writes, done))
-        {
+        if let Err(done) = self.try_submit(writes, done) {
             done(Err(StorageError::CommitterStopped));
+        }
+    }
+
+    /// Like [`Committer::submit`], but a committer that has stopped hands `done` back
+    /// instead of running it: for a caller holding a lock that `done` takes.
+    pub fn try_submit(&self, writes: Writes, done: Completion) -> Result<(), Completion> {
+        match self.tx.send(Request::Commit(writes, done)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::SendError(Request::Commit(_, done))) => Err(done),
+            // Only `Commit` is sent here.
+            Err(mpsc::SendError(Request::Shutdown)) => Ok(()),
         }
     }
 
@@ -199,7 +208,7 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, counts: 
             Ok(())
         } else {
             let started = Instant::now();
-            let r = store.commit(group.drain(..), cfg.durable);
+            let r = store.commit(&mut group, cfg.durable);
             counts.groups.fetch_add(1, Ordering::Relaxed);
             counts
                 .requests

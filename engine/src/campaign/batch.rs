@@ -2,22 +2,37 @@
 //!
 //! sled's cost is per key written, so a campaign writes the coupons of many decisions as
 //! one record. While its previous submission is in flight, the actor gathers what it
-//! decides into a [`Batch`]; when that submission completes (or the batch grows past
-//! [`MAX_BATCH_COUPONS`]) it submits the batch: one issued-group record, its statistics
-//! once, and every decision's other writes, atomically. The committer still groups the
-//! submissions of all campaigns into one flush.
+//! decides into a [`Batch`]. The batch is submitted (one issued-group record, its
+//! statistics once, and every decision's other writes, atomically) by whichever comes
+//! first:
+//! - the completion of the submission in flight, on the committer thread, the moment its
+//!   replies are out. So the committer starts the next group commit with everything the
+//!   actor decided meanwhile, and no wake-up of the actor (and of the committer after it)
+//!   sits between two group commits: under load those two wake-ups took longer than the
+//!   fdatasync itself (docs/performance.md, Pipelined submissions);
+//! - the actor, after a message, when nothing is in flight (or the batch is full,
+//!   [`MAX_BATCH_COUPONS`], or the actor is failing or stopping).
+//!
+//! Both sides take the same lock for it, and submit while they hold it, so submissions
+//! reach the committer in the order their batches were decided.
 //!
 //! A reply that depends on nothing pending (a refusal, a read, when nothing is in the batch
 //! or in flight) is answered at once, with no trip through the committer; one that depends
 //! only on the submission in flight waits for that submission ([`InFlight::after`]); any
 //! other rides with the batch.
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use firstcome_storage::{IdempotencyRecord, IssuedCoupon, StorageError, Writes};
+use firstcome_storage::{
+    Completion, DayStats, IdempotencyRecord, IssuedCoupon, StatsRecord, StorageError, Writes,
+};
 
-use crate::idempotency::Claim;
+use crate::context::Context;
+use crate::idempotency::{Claim, KeyClaims};
+use crate::ledger::user_key;
+use crate::mail::MailHandle;
+use crate::user_index::UserIndex;
 
 /// A batch is submitted once it holds this many new coupons, even while the previous one
 /// is in flight: it bounds a group record's size (and the memory of a batch).
@@ -26,38 +41,307 @@ pub(super) const MAX_BATCH_COUPONS: usize = 4096;
 /// What happens when a submission completes: a reply sent, a claim released.
 pub(super) type Deliver = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 
-/// Decisions gathered for the campaign's next submission.
+/// Tells the actor that every change numbered up to this one is applied (`Unsettled`).
+pub(super) type Settled = Box<dyn Fn(u64) + Send + Sync>;
+
+/// What one decision adds to the batch.
 #[derive(Default)]
-pub(super) struct Batch {
+pub(super) struct Addition {
     pub(super) writes: Writes,
-    /// New coupons, in seq order: one group record.
+    /// New coupons, in seq order.
     pub(super) issued: Vec<IssuedCoupon>,
-    /// UTC days whose counts changed (written once per batch, with the totals).
-    pub(super) stats_changed: bool,
-    pub(super) days: BTreeSet<i32>,
-    /// Idempotency claims whose records are in `writes`, released by the completion.
-    pub(super) claims: Vec<Claim>,
-    /// Records to make visible to other actors' replays once `writes` are submitted.
-    pub(super) publish: Vec<(String, IdempotencyRecord)>,
+    /// UTC days whose counts changed: the totals and these days go in the batch as they
+    /// are after the decision.
+    pub(super) days: Vec<i32>,
+    /// The claim of the idempotency key whose record `writes` hold, and the record.
+    pub(super) claim: Option<(Claim, IdempotencyRecord)>,
     pub(super) mail_jobs: i64,
     pub(super) wake_mail: bool,
-    /// The last unsettled change in the batch, settled when it is durable.
+    /// The decision's unsettled change, if it changed coupons.
     pub(super) change: Option<u64>,
+}
+
+impl Addition {
+    fn writes(&self) -> bool {
+        !self.writes.is_empty()
+            || !self.issued.is_empty()
+            || !self.days.is_empty()
+            || self.claim.is_some()
+    }
+}
+
+/// Decisions gathered for the campaign's next submission.
+#[derive(Default)]
+struct Batch {
+    writes: Writes,
+    /// New coupons, in seq order: one group record.
+    issued: Vec<IssuedCoupon>,
+    /// The statistics as the batch's last decision left them: the totals, and the days
+    /// whose counts changed (written once per batch).
+    totals: Option<(u64, u64)>,
+    days: BTreeMap<i32, DayStats>,
+    /// Idempotency claims whose records are in `writes`, released by the completion.
+    claims: Vec<Claim>,
+    /// Records to make visible to other actors' replays once `writes` are submitted.
+    publish: Vec<(String, IdempotencyRecord)>,
+    mail_jobs: i64,
+    wake_mail: bool,
+    /// The last unsettled change in the batch, settled when it is durable.
+    change: Option<u64>,
     /// In decision order, after the writes are durable.
-    pub(super) replies: Vec<Deliver>,
+    replies: Vec<Deliver>,
 }
 
 impl Batch {
-    pub(super) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.writes.is_empty()
             && self.issued.is_empty()
-            && !self.stats_changed
+            && self.totals.is_none()
             && self.replies.is_empty()
             && self.claims.is_empty()
     }
 }
 
-/// The latest submission of a campaign, until it completes.
+/// A campaign's batch and submissions, shared by its actor and the completions of its
+/// submissions.
+pub(super) struct Submissions {
+    // A std Mutex, not a Tokio one: held to add one decision or to take and submit the
+    // batch, never across an await.
+    pending: Mutex<Pending>,
+    id: String,
+    ordinal: u64,
+    ctx: Arc<Context>,
+    claims: Arc<KeyClaims>,
+    index: Arc<UserIndex>,
+    mail: Option<Arc<MailHandle>>,
+    settled: Settled,
+}
+
+struct Pending {
+    batch: Batch,
+    /// The latest submission, until it completes.
+    in_flight: Option<Arc<InFlight>>,
+    /// The seq the next issued group starts at (paired with recovery's gap check).
+    next_group_seq: u64,
+    /// A later incarnation of the actor took over: what this one left undecided is
+    /// dropped unanswered, and nothing more is submitted (it would land after the new
+    /// actor's recovery).
+    closed: bool,
+    /// A batch could not be encoded: its requests got the error, and the actor fails
+    /// at its next flush, so that its replacement recovers from what is stored.
+    failed: Option<StorageError>,
+}
+
+pub(super) struct SubmissionsConfig {
+    pub(super) id: String,
+    pub(super) ordinal: u64,
+    pub(super) next_group_seq: u64,
+    pub(super) ctx: Arc<Context>,
+    pub(super) claims: Arc<KeyClaims>,
+    pub(super) index: Arc<UserIndex>,
+    pub(super) mail: Option<Arc<MailHandle>>,
+    pub(super) settled: Settled,
+}
+
+impl Submissions {
+    pub(super) fn new(c: SubmissionsConfig) -> Arc<Submissions> {
+        Arc::new(Submissions {
+            pending: Mutex::new(Pending {
+                batch: Batch::default(),
+                in_flight: None,
+                next_group_seq: c.next_group_seq,
+                closed: false,
+                failed: None,
+            }),
+            id: c.id,
+            ordinal: c.ordinal,
+            ctx: c.ctx,
+            claims: c.claims,
+            index: c.index,
+            mail: c.mail,
+            settled: c.settled,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // Consistent even if poisoned: every operation leaves the batch whole.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a decision's effects to the batch, and `deliver` to run once they, and
+    /// everything decided before them, are durable (`stats`: the statistics after it).
+    /// A delivery with no writes goes at once if nothing is pending, or after the
+    /// submission in flight if only that is pending.
+    pub(super) fn add(&self, a: Addition, stats: &StatsRecord, deliver: Option<Deliver>) {
+        let writes = a.writes();
+        let mut p = self.lock();
+        if writes {
+            let b = &mut p.batch;
+            b.writes.extend(a.writes);
+            b.issued.extend(a.issued);
+            if !a.days.is_empty() {
+                b.totals = Some((stats.redeemed, stats.expired));
+                for day in a.days {
+                    if let Some(d) = stats.per_day.get(&day) {
+                        b.days.insert(day, *d);
+                    }
+                }
+            }
+            if let Some((claim, record)) = a.claim {
+                b.publish.push((claim.key().to_string(), record));
+                b.claims.push(claim);
+            }
+            b.mail_jobs += a.mail_jobs;
+            b.wake_mail |= a.wake_mail;
+            if a.change.is_some() {
+                b.change = a.change;
+            }
+        }
+        let Some(deliver) = deliver else {
+            return;
+        };
+        if writes || !p.batch.is_empty() {
+            p.batch.replies.push(deliver);
+            return;
+        }
+        let in_flight = p.in_flight.clone();
+        drop(p);
+        match in_flight {
+            Some(f) => f.after(deliver),
+            None => deliver(Ok(())),
+        }
+    }
+
+    /// Called by the actor after every message: submits the batch unless a submission
+    /// is in flight, whose completion will (`now`: submit anyway, the actor is failing or
+    /// stopping). An error means the actor must fail (a batch could not be encoded).
+    pub(super) fn flush(self: &Arc<Self>, now: bool) -> Result<(), StorageError> {
+        let mut p = self.lock();
+        if let Some(e) = &p.failed {
+            return Err(e.clone());
+        }
+        if p.closed || p.batch.is_empty() {
+            return Ok(());
+        }
+        let busy = p.in_flight.as_ref().is_some_and(|f| !f.is_done());
+        if busy && !now && p.batch.issued.len() < MAX_BATCH_COUPONS {
+            return Ok(());
+        }
+        let refused = self.submit(&mut p);
+        let failed = p.failed.clone();
+        drop(p);
+        if let Some(done) = refused {
+            done(Err(StorageError::CommitterStopped));
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// A later incarnation takes over (see `Pending::closed`).
+    pub(super) fn close(&self) {
+        let mut p = self.lock();
+        p.closed = true;
+        // Dropped, not answered: their callers hear that the campaign was unavailable.
+        p.batch = Batch::default();
+    }
+
+    /// The completion of the submission `done`: if it is the latest and the actor decided
+    /// more meanwhile, that goes now, from the committer thread.
+    fn completed(self: &Arc<Self>, done: &Arc<InFlight>, result: Result<(), StorageError>) {
+        let mut p = self.lock();
+        // Under the lock, so that the actor sees either the submission still in flight
+        // (and leaves the batch to this completion) or done (and submits it itself).
+        done.complete(result);
+        let latest = p.in_flight.as_ref().is_some_and(|f| Arc::ptr_eq(f, done));
+        if !latest || p.closed || p.failed.is_some() || p.batch.is_empty() {
+            return;
+        }
+        let refused = self.submit(&mut p);
+        drop(p);
+        if let Some(done) = refused {
+            done(Err(StorageError::CommitterStopped));
+        }
+    }
+
+    /// Takes the batch and submits it: one group record for its new coupons, its
+    /// statistics once, the rest of its writes, and a completion that answers its replies
+    /// in order. Called with the lock held, so submissions keep the batches' order. A
+    /// completion the committer refused (it has stopped) is handed back, to be run once
+    /// the lock is released.
+    fn submit(self: &Arc<Self>, p: &mut Pending) -> Option<Completion> {
+        let mut b = std::mem::take(&mut p.batch);
+        if let Err(e) = self.encode(&mut b, p.next_group_seq) {
+            tracing::error!(campaign = %self.id, error = %e, "a batch could not be encoded");
+            for deliver in b.replies {
+                deliver(Err(e.clone()));
+            }
+            p.failed = Some(e);
+            return None;
+        }
+        p.next_group_seq += b.issued.len() as u64;
+        let in_flight = Arc::new(InFlight::default());
+        p.in_flight = Some(in_flight.clone());
+        let new_keys: Vec<(u128, u64)> = b
+            .issued
+            .iter()
+            .map(|c| (user_key(&c.user_id), c.seq))
+            .collect();
+        let mail = self.mail.clone().filter(|_| b.mail_jobs > 0 || b.wake_mail);
+        let (mail_jobs, claims, replies, change) = (b.mail_jobs, b.claims, b.replies, b.change);
+        let this = self.clone();
+        let completion: Completion = Box::new(move |committed| {
+            // The keys' records are in the store now (or the store failed: then a
+            // retry decides afresh). Either way the claims go before anyone hears.
+            drop(claims);
+            if committed.is_ok() {
+                // Before the replies: whoever hears of a coupon finds it listed.
+                this.index.add(this.ordinal, &new_keys);
+                if let Some(mail) = mail {
+                    mail.committed(mail_jobs);
+                }
+            }
+            for deliver in replies {
+                deliver(committed.clone());
+            }
+            if let Some(change) = change.filter(|_| committed.is_ok()) {
+                (this.settled)(change);
+            }
+            this.completed(&in_flight, committed);
+        });
+        if let Err(refused) = self.ctx.committer.try_submit(b.writes, completion) {
+            return Some(refused);
+        }
+        // Only now, after the writes are queued: a replay by another actor then queues
+        // its reply behind them, so it never outruns the record.
+        for (key, record) in b.publish {
+            self.claims.publish(&key, record);
+        }
+        None
+    }
+
+    fn encode(&self, b: &mut Batch, next_group_seq: u64) -> Result<(), StorageError> {
+        if let Some(first) = b.issued.first() {
+            // Paired with recovery's gap check: groups follow each other without a gap.
+            assert_eq!(
+                first.seq, next_group_seq,
+                "campaign {}: group out of order",
+                self.id
+            );
+            b.writes.put_issued_group(&self.id, &b.issued)?;
+        }
+        if let Some((redeemed, expired)) = b.totals {
+            let days: Vec<i32> = b.days.keys().copied().collect();
+            let stats = StatsRecord {
+                redeemed,
+                expired,
+                per_day: std::mem::take(&mut b.days),
+            };
+            b.writes.put_stats(&self.id, &stats, &days)?;
+        }
+        Ok(())
+    }
+}
+
+/// One submission of a campaign, until it completes.
 #[derive(Default)]
 pub(super) struct InFlight {
     /// A std Mutex: held to push or take one closure, never across an await.
@@ -71,17 +355,17 @@ struct InFlightState {
 }
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightState> {
+    fn lock(&self) -> MutexGuard<'_, InFlightState> {
         // Consistent even if poisoned: every operation is one push or one take.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.lock().done.is_some()
     }
 
     /// Runs `deliver` once this submission is durable (or failed): at once if it is.
-    pub(super) fn after(&self, deliver: Deliver) {
+    fn after(&self, deliver: Deliver) {
         let mut s = self.lock();
         match &s.done {
             Some(result) => {
@@ -94,7 +378,7 @@ impl InFlight {
     }
 
     /// Called by the completion, after the submission's own replies.
-    pub(super) fn complete(&self, result: Result<(), StorageError>) {
+    fn complete(&self, result: Result<(), StorageError>) {
         let waiting = {
             let mut s = self.lock();
             s.done = Some(result.clone());
@@ -103,5 +387,36 @@ impl InFlight {
         for deliver in waiting {
             deliver(result.clone());
         }
+    }
+}
+
+/// The submissions of each campaign's current actor, by ordinal: a replacement closes its
+/// predecessor's before its barrier commit, so nothing the predecessor left undecided is
+/// submitted behind the replacement's recovery. One entry per campaign, like the
+/// directory; weak, so an entry keeps nothing alive.
+#[derive(Default)]
+pub(crate) struct LiveSubmissions {
+    // A std Mutex: held for one map operation, never across an await.
+    by_ordinal: Mutex<std::collections::HashMap<u64, std::sync::Weak<Submissions>>>,
+}
+
+impl LiveSubmissions {
+    /// Closes the submissions of the actor this one replaces, if any still exist.
+    pub(super) fn close_previous(&self, ordinal: u64) {
+        let previous = self
+            .by_ordinal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ordinal);
+        if let Some(previous) = previous.and_then(|w| w.upgrade()) {
+            previous.close();
+        }
+    }
+
+    pub(super) fn register(&self, ordinal: u64, submissions: &Arc<Submissions>) {
+        self.by_ordinal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ordinal, Arc::downgrade(submissions));
     }
 }

@@ -32,13 +32,15 @@ use std::collections::BTreeSet;
 use firstcome_storage::{
     CampaignRecord, CouponRecord, IdempotencyRecord, IssuedCoupon, StatsRecord, Writes,
 };
+
+pub(crate) use batch::LiveSubmissions;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::admission::Reply;
 use crate::context::Context;
 use crate::error::EngineError;
 use crate::idempotency::{Claim, Durability, Earlier, KeyClaims};
-use crate::ledger::{Ledger, user_key};
+use crate::ledger::Ledger;
 use crate::mail::MailHandle;
 use crate::model::{
     self, CampaignPatch, CampaignStats, CampaignView, CouponChange, IdempotencyKey, Idempotent,
@@ -46,7 +48,7 @@ use crate::model::{
 };
 use crate::request::{CouponUse, IssueRequest};
 use crate::user_index::UserIndex;
-use batch::{Batch, Deliver, InFlight, MAX_BATCH_COUPONS};
+use batch::{Addition, Deliver, Submissions, SubmissionsConfig};
 use unsettled::Unsettled;
 
 /// How often the actor looks for coupons whose validity has passed.
@@ -73,10 +75,9 @@ pub(crate) enum CampaignMsg {
     Stats(Reply<CampaignStats>),
     /// Expire what is due (the timer, or the rest of a long backlog).
     ExpireDue,
-    /// A submission completed: every change numbered up to `change` is in the store, and
-    /// the next batch may go.
-    Committed {
-        change: Option<u64>,
+    /// A submission completed: every change numbered up to `change` is in the store.
+    Settled {
+        change: u64,
     },
     /// Makes the handler fail, to test supervision.
     #[cfg(test)]
@@ -100,6 +101,7 @@ pub(crate) struct CampaignActor {
     pub(crate) index: Arc<UserIndex>,
     /// `None` when mail is off: then no decision writes mail jobs.
     pub(crate) mail: Option<Arc<MailHandle>>,
+    pub(crate) live: Arc<LiveSubmissions>,
 }
 
 pub(crate) struct CampaignState {
@@ -117,12 +119,8 @@ pub(crate) struct CampaignState {
     announced: bool,
     /// Set by a successful delete: everything after it hears "not found".
     deleted: bool,
-    /// Decided, not yet submitted.
-    batch: Batch,
-    /// The latest submission, until it completes.
-    in_flight: Option<Arc<InFlight>>,
-    /// The seq the next issued group starts at (paired with recovery's gap check).
-    next_group_seq: u64,
+    /// Decided and not yet submitted, and the submissions in flight (`batch`).
+    submissions: Arc<Submissions>,
     expiry: ExpiryOrder,
 }
 
@@ -133,9 +131,9 @@ impl CampaignState {
         stats: StatsRecord,
         announced: bool,
         expiry: ExpiryOrder,
+        submissions: Arc<Submissions>,
     ) -> CampaignState {
         CampaignState {
-            next_group_seq: ledger.issued(),
             record,
             ledger,
             stats,
@@ -144,8 +142,7 @@ impl CampaignState {
             reminder_cursor: None,
             announced,
             deleted: false,
-            batch: Batch::default(),
-            in_flight: None,
+            submissions,
             expiry,
         }
     }
@@ -193,8 +190,8 @@ struct Effects {
 impl CampaignActor {
     /// Adds the effects to the batch and sends `value` to `reply` once they, and
     /// everything decided before them, are durable; an error instead if the commit
-    /// failed. A reply that adds no writes goes at once if nothing is pending, or after
-    /// the submission in flight if only that is pending.
+    /// failed. A reply that adds no writes goes at once if nothing is pending, or after the
+    /// submission in flight if only that is pending.
     fn commit_and_reply<T: Send + 'static>(
         &self,
         state: &mut CampaignState,
@@ -202,115 +199,32 @@ impl CampaignActor {
         reply: Option<Reply<T>>,
         value: Result<T, EngineError>,
     ) -> Result<(), ActorProcessingErr> {
-        let writes = !effects.writes.is_empty()
-            || !effects.issued.is_empty()
-            || !effects.days.is_empty()
-            || effects.claim.is_some();
-        if writes {
-            let b = &mut state.batch;
-            b.writes.extend(effects.writes);
-            b.issued.extend(effects.issued);
-            if !effects.days.is_empty() {
-                b.stats_changed = true;
-                b.days.extend(effects.days);
-            }
-            if let Some((claim, record)) = effects.claim {
-                b.publish.push((claim.key().to_string(), record));
-                b.claims.push(claim);
-            }
-            b.mail_jobs += effects.mail_jobs;
-            b.wake_mail |= effects.wake_mail;
-            if let Some(change) = state.unsettled.track(effects.coupons) {
-                b.change = Some(change);
-            }
-        }
-        let Some(reply) = reply else {
-            return Ok(());
+        let change = state.unsettled.track(effects.coupons);
+        let addition = Addition {
+            writes: effects.writes,
+            issued: effects.issued,
+            days: effects.days,
+            claim: effects.claim,
+            mail_jobs: effects.mail_jobs,
+            wake_mail: effects.wake_mail,
+            change,
         };
-        let deliver: Deliver = Box::new(move |committed| {
-            reply.send(match committed {
-                Ok(()) => value,
-                Err(e) => Err(EngineError::from(e)),
+        let deliver = reply.map(|reply| -> Deliver {
+            Box::new(move |committed| {
+                reply.send(match committed {
+                    Ok(()) => value,
+                    Err(e) => Err(EngineError::from(e)),
+                })
             })
         });
-        if writes || !state.batch.is_empty() {
-            state.batch.replies.push(deliver);
-        } else if let Some(in_flight) = &state.in_flight {
-            in_flight.after(deliver);
-        } else {
-            deliver(Ok(()));
-        }
+        state.submissions.add(addition, &state.stats, deliver);
         Ok(())
     }
 
-    /// Submits the batch if the previous submission has completed (or the batch is
-    /// full): one group record for its new coupons, its statistics once, the rest of its
-    /// writes, and a completion that answers its replies in order.
-    fn flush(
-        &self,
-        myself: &ActorRef<CampaignMsg>,
-        state: &mut CampaignState,
-        now: bool,
-    ) -> Result<(), ActorProcessingErr> {
-        let busy = state.in_flight.as_ref().is_some_and(|f| !f.is_done());
-        let wait = busy && !now && state.batch.issued.len() < MAX_BATCH_COUPONS;
-        if state.batch.is_empty() || wait {
-            return Ok(());
-        }
-        let mut b = std::mem::take(&mut state.batch);
-        let id = &state.record.id;
-        if let Some(first) = b.issued.first() {
-            // Paired with recovery's gap check: groups follow each other without a gap.
-            assert_eq!(
-                first.seq, state.next_group_seq,
-                "campaign {id}: group out of order"
-            );
-            state.next_group_seq += b.issued.len() as u64;
-            b.writes.put_issued_group(id, &b.issued)?;
-        }
-        if b.stats_changed {
-            let days: Vec<i32> = b.days.iter().copied().collect();
-            b.writes.put_stats(id, &state.stats, &days)?;
-        }
-        let new_keys: Vec<(u128, u64)> = b
-            .issued
-            .iter()
-            .map(|c| (user_key(&c.user_id), c.seq))
-            .collect();
-        let in_flight = Arc::new(InFlight::default());
-        let done = in_flight.clone();
-        let me = myself.clone();
-        let index = self.index.clone();
-        let ordinal = state.record.ordinal;
-        let mail = self.mail.clone().filter(|_| b.mail_jobs > 0 || b.wake_mail);
-        let (mail_jobs, claims, replies, change) = (b.mail_jobs, b.claims, b.replies, b.change);
-        self.ctx.committer.submit(
-            b.writes,
-            Box::new(move |committed| {
-                // The keys' records are in the store now (or the store failed: then a
-                // retry decides afresh). Either way the claims go before anyone hears.
-                drop(claims);
-                if committed.is_ok() {
-                    // Before the replies: whoever hears of a coupon finds it listed.
-                    index.add(ordinal, &new_keys);
-                    if let Some(mail) = mail {
-                        mail.committed(mail_jobs);
-                    }
-                }
-                for deliver in replies {
-                    deliver(committed.clone());
-                }
-                done.complete(committed.clone());
-                let change = change.filter(|_| committed.is_ok());
-                let _ = me.cast(CampaignMsg::Committed { change });
-            }),
-        );
-        // Only now, after the writes are queued: a replay by another actor then queues
-        // its reply behind them, so it never outruns the record.
-        for (key, record) in b.publish {
-            self.claims.publish(&key, record);
-        }
-        state.in_flight = Some(in_flight);
+    /// Submits the batch unless a submission is in flight (whose completion submits it);
+    /// `now`: anyway (the actor is failing or stopping).
+    fn flush(&self, state: &CampaignState, now: bool) -> Result<(), ActorProcessingErr> {
+        state.submissions.flush(now)?;
         Ok(())
     }
 
@@ -450,7 +364,7 @@ impl Actor for CampaignActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         start: Start,
     ) -> Result<Self::State, ActorProcessingErr> {
         let record = match start {
@@ -467,16 +381,21 @@ impl Actor for CampaignActor {
                     last_in_order: i64::MIN,
                     next_due: None,
                 };
+                let submissions = self.submissions(&myself, &record, 0);
                 return Ok(CampaignState::new(
                     record,
                     ledger,
                     StatsRecord::default(),
                     announced,
                     expiry,
+                    submissions,
                 ));
             }
             Start::Recover(record) => record,
         };
+        // If this actor replaces one that failed, nothing that one left undecided may
+        // be submitted from now on: it would land behind the barrier below.
+        self.live.close_previous(record.ordinal);
         // A barrier first: if this actor replaces one that failed, that actor's last
         // submissions may still be queued in the committer. The committer works in order,
         // so once this empty commit completes they are applied, and recovery sees them
@@ -529,7 +448,15 @@ impl Actor for CampaignActor {
             last_in_order: recovered.last_in_order_expiry,
             next_due: None,
         };
-        Ok(CampaignState::new(record, ledger, stats, announced, expiry))
+        let submissions = self.submissions(&myself, &record, ledger.issued());
+        Ok(CampaignState::new(
+            record,
+            ledger,
+            stats,
+            announced,
+            expiry,
+            submissions,
+        ))
     }
 
     /// A graceful stop (the engine's shutdown drains the mailbox first) submits what the
@@ -538,10 +465,10 @@ impl Actor for CampaignActor {
     /// acknowledged yet.
     async fn post_stop(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        self.flush(&myself, state, true)
+        self.flush(state, true)
     }
 
     async fn post_start(
@@ -574,12 +501,13 @@ impl Actor for CampaignActor {
             // this message stands (a failed decision adds nothing to the batch): submit
             // it now, so those requests are answered; the replacement's barrier commit
             // waits for it before recovering.
-            self.flush(&myself, state, true)?;
+            self.flush(state, true)?;
             return Err(e);
         }
-        // After every message: the batch goes as soon as the submission before it is
-        // done, so under load one submission carries everything decided meanwhile.
-        self.flush(&myself, state, false)
+        // After every message: the batch goes now if nothing is in flight; otherwise the
+        // completion in flight submits it, so under load one submission carries
+        // everything decided meanwhile.
+        self.flush(state, false)
     }
 }
 
@@ -651,11 +579,7 @@ impl CampaignActor {
                     myself.send_after(EXPIRY_BACKLOG_PAUSE, || CampaignMsg::ExpireDue);
                 }
             }
-            CampaignMsg::Committed { change } => {
-                if let Some(change) = change {
-                    state.unsettled.settle(change);
-                }
-            }
+            CampaignMsg::Settled { change } => state.unsettled.settle(change),
             #[cfg(test)]
             CampaignMsg::InjectFailure => return Err("injected failure".into()),
         }
@@ -664,6 +588,30 @@ impl CampaignActor {
 }
 
 impl CampaignActor {
+    /// The new actor's batch and submissions, registered as the campaign's current ones.
+    fn submissions(
+        &self,
+        myself: &ActorRef<CampaignMsg>,
+        record: &CampaignRecord,
+        next_group_seq: u64,
+    ) -> Arc<Submissions> {
+        let me = myself.clone();
+        let submissions = Submissions::new(SubmissionsConfig {
+            id: record.id.clone(),
+            ordinal: record.ordinal,
+            next_group_seq,
+            ctx: self.ctx.clone(),
+            claims: self.claims.clone(),
+            index: self.index.clone(),
+            mail: self.mail.clone(),
+            settled: Box::new(move |change| {
+                let _ = me.cast(CampaignMsg::Settled { change });
+            }),
+        });
+        self.live.register(record.ordinal, &submissions);
+        submissions
+    }
+
     /// Requests queued behind a delete hear "not found", but only once the delete is
     /// durable, like any other refusal.
     fn refuse_deleted(
@@ -687,7 +635,7 @@ impl CampaignActor {
             CampaignMsg::Stats(reply) => {
                 self.reply_after_commits(state, reply, Err(EngineError::CampaignNotFound))
             }
-            CampaignMsg::ExpireDue | CampaignMsg::Committed { .. } => Ok(()),
+            CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => Ok(()),
             #[cfg(test)]
             CampaignMsg::InjectFailure => Ok(()),
         }

@@ -49,8 +49,8 @@ impl CampaignActor {
     ) -> Result<bool, ActorProcessingErr> {
         let now = self.ctx.now_us();
         let start = state.expiry.walk;
-        // Nothing submitted past the walk, or the coupon it stopped at is not due: no read.
-        if start >= state.next_group_seq || state.expiry.next_due.is_some_and(|at| at > now) {
+        // Nothing issued past the walk, or the coupon it stopped at is not due: no read.
+        if start >= state.ledger.issued() || state.expiry.next_due.is_some_and(|at| at > now) {
             return Ok(false);
         }
         let coupons = self

@@ -20,7 +20,7 @@ use ractor::{Actor, ActorRef};
 use rand::RngCore;
 
 use crate::admission::{Admission, Reply};
-use crate::campaign::{CampaignActor, CampaignMsg};
+use crate::campaign::{CampaignActor, CampaignMsg, LiveSubmissions};
 use crate::clock::Clock;
 use crate::codes::CouponCodes;
 use crate::context::Context;
@@ -148,6 +148,7 @@ impl Engine {
             claims: Arc::new(KeyClaims::default()),
             index: index.clone(),
             mail: mailer.as_ref().map(|m| m.handle.clone()),
+            live: Arc::new(LiveSubmissions::default()),
         };
         let started = Instant::now();
         let count = records.len();

@@ -167,38 +167,34 @@ impl Store {
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies the writes of many decisions as one atomic sled batch (visible to readers
-    /// at once) and, when `durable`, appends them to the journal as one record and waits
-    /// for its fdatasync: then they survive a crash. The committer is the only caller.
+    /// Makes the writes of many decisions durable as one group: appends them to the
+    /// journal as one record and waits for its fdatasync (when `durable`), then applies
+    /// them to sled, where readers see them. Empties `groups`. The committer is the
+    /// only caller.
+    ///
+    /// Journal first, so that sled never holds a write the journal lacks: whatever sled
+    /// kept of a group at a crash, replaying the group from the journal completes it.
+    /// That is also why sled gets plain inserts and not `apply_batch`, whose atomicity
+    /// is not needed then: every `apply_batch` writes sled's log buffer out (twice, from
+    /// its thread pool), which cost about a third of the CPU under load
+    /// (docs/performance.md, Journal).
     pub(crate) fn commit(
         &self,
-        groups: impl Iterator<Item = Writes>,
+        groups: &mut Vec<Writes>,
         durable: bool,
     ) -> Result<(), StorageError> {
         let mut j = self.journal();
         let j = &mut *j;
         let lsn = j.next_lsn;
-        j.payload.clear();
-        let mut batch = sled::Batch::default();
-        for writes in groups {
-            for (k, v) in writes.ops {
-                if durable {
-                    journal::encode_op(&mut j.payload, &k, v.as_deref());
-                }
-                match v {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
-                }
-            }
-        }
-        // Paired with `replay`, which skips what sled already holds by this number.
-        batch.insert(keys::meta(JOURNAL_LSN_KEY), &lsn.to_be_bytes());
-        self.db.apply_batch(batch)?;
-        j.next_lsn += 1;
         if durable {
+            j.payload.clear();
+            for (k, v) in groups.iter().flat_map(|w| &w.ops) {
+                journal::encode_op(&mut j.payload, k, v.as_deref());
+            }
             j.journal.append(lsn, &j.payload)?;
         }
-        Ok(())
+        j.next_lsn += 1;
+        apply(&self.db, groups.drain(..).flat_map(|w| w.ops), lsn)
     }
 
     /// Flushes sled and restarts the journal, if the journal holds at least
@@ -217,7 +213,7 @@ impl Store {
     /// Tests' writes: applied, not journaled (as the writes before a flush were).
     #[cfg(test)]
     pub(crate) fn apply(&self, writes: Writes) -> Result<(), StorageError> {
-        self.commit(std::iter::once(writes), false)
+        self.commit(&mut vec![writes], false)
     }
 
     /// A metadata value, created (and flushed) by `init` the first time it is asked for.
@@ -309,6 +305,25 @@ impl Store {
     }
 }
 
+/// Applies one group's writes to sled in order, then records its number: a sled that
+/// shows group `lsn` holds all of it (and everything before; sled recovers a prefix of
+/// its log). One that holds only part of the next group is completed by its replay.
+fn apply(
+    db: &sled::Db,
+    ops: impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    lsn: u64,
+) -> Result<(), StorageError> {
+    for (k, v) in ops {
+        match v {
+            Some(v) => db.insert(k, v)?,
+            None => db.remove(k)?,
+        };
+    }
+    // Paired with `replay`, which skips what sled already holds by this number.
+    db.insert(keys::meta(JOURNAL_LSN_KEY), &lsn.to_be_bytes())?;
+    Ok(())
+}
+
 /// Applies the journal's records that sled does not hold yet, in order, flushes sled and
 /// restarts the journal; returns the next group's sequence number. A journal that skips
 /// past what sled holds is damage, refused: serving it would lose the groups between.
@@ -340,15 +355,11 @@ fn replay(
                 ),
             ));
         }
-        let mut batch = sled::Batch::default();
-        for (k, v) in journal::decode_ops(&entry.payload)? {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        batch.insert(marker.clone(), &entry.lsn.to_be_bytes());
-        db.apply_batch(batch)?;
+        let ops = journal::decode_ops(&entry.payload)?;
+        let ops = ops
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)));
+        apply(db, ops, entry.lsn)?;
         last = entry.lsn;
         replayed += 1;
     }
@@ -405,7 +416,7 @@ mod tests {
         for seq in seqs {
             let mut w = Writes::new();
             w.put_coupon(&coupon(seq)).unwrap();
-            store.commit(std::iter::once(w), true).unwrap();
+            store.commit(&mut vec![w], true).unwrap();
         }
         std::fs::read(dir.join(JOURNAL_FILE)).unwrap()
     }
@@ -426,7 +437,7 @@ mod tests {
         // The replay was flushed and the journal restarted: the next group follows on.
         let mut w = Writes::new();
         w.put_coupon(&coupon(3)).unwrap();
-        store.commit(std::iter::once(w), true).unwrap();
+        store.commit(&mut vec![w], true).unwrap();
         let journal = std::fs::read(crashed.path().join(JOURNAL_FILE)).unwrap();
         drop(store);
         let again = tempfile::tempdir().unwrap();
@@ -453,7 +464,7 @@ mod tests {
         redeemed.status = CouponStatus::Redeemed;
         let mut w = Writes::new();
         w.put_coupon(&redeemed).unwrap();
-        store.commit(std::iter::once(w), true).unwrap();
+        store.commit(&mut vec![w], true).unwrap();
         store.checkpoint(true).unwrap();
         drop(store);
         std::fs::write(dir.path().join(JOURNAL_FILE), &journal).unwrap();
