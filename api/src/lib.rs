@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 pub use error::ApiError;
 pub use keys::ApiKeys;
-pub use state::AppState;
+pub use state::{AppState, Handles};
 
 /// The whole HTTP API. A function, so that tests can build it and call it directly.
 ///
@@ -149,12 +149,12 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let state = AppState {
+        let state = AppState::new(state::Handles {
             engine: engine.clone(),
             keys: Arc::new(keys.clone()),
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
-        };
+        });
         // Around the router, not inside it, so that the request span covers all of it.
         let app = request_id::with_request_ids(router(state.clone(), config.max_body_bytes));
         let (stop, stopped) = oneshot::channel::<()>();

@@ -4,14 +4,15 @@
 //! appends to its own log, which grows the file, so every flush also commits file
 //! metadata. The journal is one file that is only ever overwritten inside space that was
 //! already written (zeros, ahead of use), so its fdatasync writes the data and no
-//! metadata. Each group commit is applied to sled (visible, not flushed) and appended
-//! here as one record; the reply waits for the record's fdatasync. Every so often the
-//! store checkpoints: it flushes sled, whose every batch carries the sequence number of
-//! its group (`m journal_lsn`), and starts the journal again from its beginning.
+//! metadata. Each group commit is appended here as one record and, once the record's
+//! fdatasync returns, applied to sled (visible, not flushed); then the replies go. Every
+//! so often the store checkpoints: it records the last group's sequence number in sled
+//! (`m journal_lsn`), flushes sled, and starts the journal again from its beginning.
 //!
-//! At start-up the store replays the records sled does not have yet (sequence numbers
-//! after its `journal_lsn`), then checkpoints. So sled plus the journal is always at
-//! least every acknowledged group.
+//! At start-up the store replays the records after sled's `journal_lsn`, in order, then
+//! checkpoints. Journal first means sled never holds a write the journal lacks, so
+//! whatever sled kept of those groups, replaying them leaves every key at its last
+//! write: sled plus the journal is always every acknowledged group.
 //!
 //! A record is `magic(u32) len(u32) lsn(u64) crc32(u32)` (little-endian) and `len` bytes
 //! of payload; the checksum covers the sequence number and the payload. Reading stops at

@@ -25,7 +25,7 @@
 //! | `x` campaign_id expires_at(i64) seq(u64) | empty: the expiry index, in time order (format-1 coupons, and group coupons out of seq order) |
 //! | `i` idempotency key | [`IdempotencyRecord`]: the response to replay |
 //! | `j` created_at(i64) idempotency key | empty: idempotency records by age, for pruning |
-//! | `m` name | metadata (the store format, the code key, the campaign ordinal counter, the last group commit applied: `journal_lsn`) |
+//! | `m` name | metadata (the store format, the code key, the campaign ordinal counter, the last group commit at the last checkpoint: `journal_lsn`) |
 //! | `e` user_id | [`ContactRecord`]: where the user's mail goes |
 //! | `b` store_id 0x00 user_id | empty: a store's subscribers |
 //! | `p` user_id 0x00 store_id | empty: a user's subscriptions (written with `b`) |

@@ -30,7 +30,7 @@ async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -
         ..EngineConfig::default()
     };
     let engine = Engine::start(store, Arc::new(clock), config).await.unwrap();
-    AppState {
+    AppState::new(firstcome_api::Handles {
         engine,
         keys: Arc::new(ApiKeys {
             admin_key: ADMIN_KEY.into(),
@@ -38,7 +38,7 @@ async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -
         }),
         metrics: firstcome_api::metrics::install().unwrap(),
         shutting_down: Arc::new(AtomicBool::new(false)),
-    }
+    })
 }
 
 pub(crate) async fn call(
@@ -109,7 +109,7 @@ async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() 
         .shutdown(std::time::Duration::from_secs(5))
         .await;
     drop((app, closed));
-    let engine = state_in(&dir, 10, clock).await.engine;
+    let engine = state_in(&dir, 10, clock).await.engine.clone();
     assert_eq!(engine.campaign(cid).await.unwrap().issued, 0);
 }
 

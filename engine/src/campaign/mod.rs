@@ -4,7 +4,7 @@
 //! or delete the campaign) is made here, one message at a time, against the in-memory
 //! [`Ledger`] and statistics. The actor never waits for the disk: it hands each
 //! decision's writes and its reply to the [`Committer`](firstcome_storage::Committer)
-//! and takes the next message. The reply leaves when the committer has flushed the batch
+//! and takes the next message. The reply leaves when the committer has made the batch durable
 //! that holds the decision (and everything decided before it), so the caller never hears
 //! of a change that a crash could take back, nor of a refusal that recovery would not
 //! repeat.

@@ -41,8 +41,8 @@ impl StoreConfig {
 /// The layout this build writes; see the crate docs (Formats).
 pub const STORE_FORMAT: u64 = 3;
 const FORMAT_KEY: &str = "store_format";
-/// The sequence number of the last group commit applied: written in every group's
-/// batch, so a flushed sled says how much of the journal it already holds.
+/// The sequence number of the last group commit sled held at its last checkpoint: the
+/// journal's records after it are what a start replays.
 const JOURNAL_LSN_KEY: &str = "journal_lsn";
 /// The journal's file, inside sled's directory: the store stays one directory.
 const JOURNAL_FILE: &str = "firstcome-journal";
@@ -194,7 +194,7 @@ impl Store {
             j.journal.append(lsn, &j.payload)?;
         }
         j.next_lsn += 1;
-        apply(&self.db, groups.drain(..).flat_map(|w| w.ops), lsn)
+        apply(&self.db, groups.drain(..).flat_map(|w| w.ops))
     }
 
     /// Flushes sled and restarts the journal, if the journal holds at least
@@ -205,6 +205,10 @@ impl Store {
         if len == 0 || (!always && len < CHECKPOINT_BYTES) {
             return Ok(());
         }
+        // Paired with `replay`, which skips the records up to this number.
+        let applied = j.next_lsn - 1;
+        self.db
+            .insert(keys::meta(JOURNAL_LSN_KEY), &applied.to_be_bytes())?;
         self.db.flush()?;
         j.journal.restart();
         Ok(())
@@ -305,13 +309,13 @@ impl Store {
     }
 }
 
-/// Applies one group's writes to sled in order, then records its number: a sled that
-/// shows group `lsn` holds all of it (and everything before; sled recovers a prefix of
-/// its log). One that holds only part of the next group is completed by its replay.
+/// Applies one group's writes to sled, in order. No per-group marker (a key costs as
+/// much as a group's record): the checkpoint writes one. Whatever sled kept of the
+/// groups after its last checkpoint at a crash (all, part, none), replaying every one of
+/// them in order leaves each key as its last write: the same state.
 fn apply(
     db: &sled::Db,
     ops: impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
-    lsn: u64,
 ) -> Result<(), StorageError> {
     for (k, v) in ops {
         match v {
@@ -319,13 +323,11 @@ fn apply(
             None => db.remove(k)?,
         };
     }
-    // Paired with `replay`, which skips what sled already holds by this number.
-    db.insert(keys::meta(JOURNAL_LSN_KEY), &lsn.to_be_bytes())?;
     Ok(())
 }
 
-/// Applies the journal's records that sled does not hold yet, in order, flushes sled and
-/// restarts the journal; returns the next group's sequence number. A journal that skips
+/// Applies the journal's records after sled's last checkpoint, in order, flushes sled
+/// with their number and restarts the journal; returns the next group's sequence number. A journal that skips
 /// past what sled holds is damage, refused: serving it would lose the groups between.
 fn replay(
     db: &sled::Db,
@@ -359,11 +361,12 @@ fn replay(
         let ops = ops
             .into_iter()
             .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)));
-        apply(db, ops, entry.lsn)?;
+        apply(db, ops)?;
         last = entry.lsn;
         replayed += 1;
     }
     if replayed > 0 {
+        db.insert(&marker, &last.to_be_bytes())?;
         db.flush()?;
         tracing::info!(
             groups = replayed,
