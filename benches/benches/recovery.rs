@@ -222,7 +222,7 @@ async fn main() -> Result<(), Error> {
         n as u64 - in_groups
     );
     println!(
-        "profile:  Ledger::recover {} ({} distinct holders)",
+        "profile:  Ledger::recover {} ({} distinct holders; standalone: the engine reads its holders from the user index instead)",
         ms(rebuilt),
         ledger.distinct_holders()
     );

@@ -69,11 +69,13 @@ impl UserIndex {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn register_campaign(&self, ordinal: u64, id: &str) {
+    /// Names campaign `ordinal`; false if it was named already (its actor was replaced).
+    pub(crate) fn register_campaign(&self, ordinal: u64, id: &str) -> bool {
         self.campaigns
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(ordinal as u32, id.into());
+            .insert(ordinal as u32, id.into())
+            .is_none()
     }
 
     /// A deleted campaign (it had no coupons, so no user lists it).
@@ -102,6 +104,20 @@ impl UserIndex {
                 .entry(key)
                 .or_default()
                 .push(coupon_ref(ordinal, seq as u64));
+        }
+    }
+
+    /// Appends the seqs of the coupons the user's key holds in campaign `ordinal`.
+    pub(crate) fn seqs_in(&self, key: u128, ordinal: u64, out: &mut SmallVec<[u64; 2]>) {
+        let shard = self.shards[shard_of(key)]
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(refs) = shard.get(&key) {
+            out.extend(
+                refs.iter()
+                    .filter(|r| u64::from(r.ordinal) == ordinal)
+                    .map(|r| u64::from(r.seq)),
+            );
         }
     }
 

@@ -22,6 +22,7 @@
 //! other rides with the batch.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use firstcome_storage::{
@@ -113,6 +114,8 @@ pub(super) struct Submissions {
     ctx: Arc<Context>,
     claims: Arc<KeyClaims>,
     index: Arc<UserIndex>,
+    /// How far the index lists this campaign's coupons (`ledger::Durable::indexed`).
+    indexed: Arc<AtomicU64>,
     mail: Option<Arc<MailHandle>>,
     settled: Settled,
 }
@@ -139,6 +142,7 @@ pub(super) struct SubmissionsConfig {
     pub(super) ctx: Arc<Context>,
     pub(super) claims: Arc<KeyClaims>,
     pub(super) index: Arc<UserIndex>,
+    pub(super) indexed: Arc<AtomicU64>,
     pub(super) mail: Option<Arc<MailHandle>>,
     pub(super) settled: Settled,
 }
@@ -158,6 +162,7 @@ impl Submissions {
             ctx: c.ctx,
             claims: c.claims,
             index: c.index,
+            indexed: c.indexed,
             mail: c.mail,
             settled: c.settled,
         })
@@ -295,6 +300,10 @@ impl Submissions {
             if committed.is_ok() {
                 // Before the replies: whoever hears of a coupon finds it listed.
                 this.index.add(this.ordinal, &new_keys);
+                if let Some(&(_, last)) = new_keys.last() {
+                    // After the index has them: the ledger may forget them then.
+                    this.indexed.fetch_max(last + 1, Ordering::Release);
+                }
                 if let Some(mail) = mail {
                     mail.committed(mail_jobs);
                 }

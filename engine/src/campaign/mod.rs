@@ -25,6 +25,7 @@ mod unsettled;
 mod tests;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use std::collections::BTreeSet;
@@ -40,7 +41,7 @@ use crate::admission::Reply;
 use crate::context::Context;
 use crate::error::EngineError;
 use crate::idempotency::{Claim, Durability, Earlier, KeyClaims};
-use crate::ledger::Ledger;
+use crate::ledger::{Durable, Ledger};
 use crate::mail::MailHandle;
 use crate::model::{
     self, CampaignPatch, CampaignStats, CampaignView, CouponChange, IdempotencyKey, Idempotent,
@@ -372,7 +373,13 @@ impl Actor for CampaignActor {
             // and (with mail on) not announced yet.
             Start::New(record) => {
                 self.index.register_campaign(record.ordinal, &record.id);
-                let ledger = Ledger::new(record.total_stock, record.per_user_limit);
+                let indexed = Arc::new(AtomicU64::new(0));
+                let ledger = Ledger::over_index(
+                    record.total_stock,
+                    record.per_user_limit,
+                    0,
+                    self.durable(&record, &indexed),
+                );
                 let announced = self.mail.is_none();
                 let expiry = ExpiryOrder {
                     first_group_seq: 0,
@@ -381,7 +388,7 @@ impl Actor for CampaignActor {
                     last_in_order: i64::MIN,
                     next_due: None,
                 };
-                let submissions = self.submissions(&myself, &record, 0);
+                let submissions = self.submissions(&myself, &record, 0, indexed);
                 return Ok(CampaignState::new(
                     record,
                     ledger,
@@ -412,29 +419,34 @@ impl Actor for CampaignActor {
             store.recover_holders(&id).map(|r| (r, stats))
         })
         .await??;
-        let ledger = Ledger::recover(
-            record.total_stock,
-            record.per_user_limit,
-            &recovered.holders,
-        );
+        let issued = recovered.holders.len() as u64;
         // Paired with the assertion in `view`: a store that holds more coupons than the
         // stock is damaged, and is refused rather than served.
-        if ledger.issued() > record.total_stock {
+        if issued > record.total_stock {
             return Err(format!(
-                "campaign {}: the store holds {} coupons of a stock of {}",
-                record.id,
-                ledger.issued(),
-                record.total_stock
+                "campaign {}: the store holds {issued} coupons of a stock of {}",
+                record.id, record.total_stock
             )
             .into());
         }
-        self.index.register_campaign(record.ordinal, &record.id);
-        self.index.add_holders(record.ordinal, &recovered.holders);
+        // A replacement finds its campaign indexed already, by its predecessor (whose
+        // completions all ran before the barrier above): adding the holders again would
+        // list them twice.
+        if self.index.register_campaign(record.ordinal, &record.id) {
+            self.index.add_holders(record.ordinal, &recovered.holders);
+        }
+        let indexed = Arc::new(AtomicU64::new(issued));
+        let ledger = Ledger::over_index(
+            record.total_stock,
+            record.per_user_limit,
+            issued,
+            self.durable(&record, &indexed),
+        );
         tracing::debug!(
             campaign = %record.id,
-            issued = ledger.issued(),
+            issued,
             from_chunks = recovered.from_chunks,
-            in_groups = ledger.issued() - recovered.first_group_seq,
+            in_groups = issued - recovered.first_group_seq,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "campaign recovered"
         );
@@ -448,7 +460,7 @@ impl Actor for CampaignActor {
             last_in_order: recovered.last_in_order_expiry,
             next_due: None,
         };
-        let submissions = self.submissions(&myself, &record, ledger.issued());
+        let submissions = self.submissions(&myself, &record, issued, indexed);
         Ok(CampaignState::new(
             record,
             ledger,
@@ -594,6 +606,7 @@ impl CampaignActor {
         myself: &ActorRef<CampaignMsg>,
         record: &CampaignRecord,
         next_group_seq: u64,
+        indexed: Arc<AtomicU64>,
     ) -> Arc<Submissions> {
         let me = myself.clone();
         let submissions = Submissions::new(SubmissionsConfig {
@@ -603,6 +616,7 @@ impl CampaignActor {
             ctx: self.ctx.clone(),
             claims: self.claims.clone(),
             index: self.index.clone(),
+            indexed,
             mail: self.mail.clone(),
             settled: Box::new(move |change| {
                 let _ = me.cast(CampaignMsg::Settled { change });
@@ -610,6 +624,15 @@ impl CampaignActor {
         });
         self.live.register(record.ordinal, &submissions);
         submissions
+    }
+
+    /// The ledger's view of the campaign's durable holders: the user index.
+    fn durable(&self, record: &CampaignRecord, indexed: &Arc<AtomicU64>) -> Durable {
+        Durable {
+            index: self.index.clone(),
+            ordinal: record.ordinal,
+            indexed: indexed.clone(),
+        }
     }
 
     /// Requests queued behind a delete hear "not found", but only once the delete is
