@@ -160,19 +160,19 @@ pub const METRICS: &[Described] = &[
         Histogram,
         "firstcome_commit_batch_requests",
         Unit::Count,
-        "Requests released by one group commit (one apply and one fsync).",
+        "Submissions released by one group commit (one journal fdatasync); a campaign's batch of decisions is one.",
     ),
     d(
         Histogram,
         "firstcome_commit_batch_writes",
         Unit::Count,
-        "sled operations (puts and removes) in one group commit.",
+        "Writes (puts and removes) in one group commit.",
     ),
     d(
         Histogram,
         "firstcome_commit_flush_seconds",
         Unit::Seconds,
-        "One group commit: apply_batch plus flush.",
+        "One group commit: the journal append and fdatasync, then the sled apply.",
     ),
     d(
         Counter,

@@ -256,20 +256,10 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::{CouponRecord, CouponStatus, StoreConfig};
+    use crate::{CouponRecord, StoreConfig};
 
     fn coupon(seq: u64) -> CouponRecord {
-        CouponRecord {
-            campaign_id: "aaaaaaaaaaaaaaaa".into(),
-            seq,
-            user_id: format!("user-{seq}"),
-            code: format!("CODE{seq}"),
-            issued_at: 0,
-            expires_at: None,
-            status: CouponStatus::Issued,
-            redeemed_at: None,
-            order_id: None,
-        }
+        crate::records::test_coupon("aaaaaaaaaaaaaaaa", seq)
     }
 
     #[test]

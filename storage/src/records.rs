@@ -420,6 +420,22 @@ fn decode_body<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<T
         })
 }
 
+/// An issued coupon of `campaign_id` held by `user-{seq}`, for the storage tests.
+#[cfg(test)]
+pub(crate) fn test_coupon(campaign_id: &str, seq: u64) -> CouponRecord {
+    CouponRecord {
+        campaign_id: campaign_id.into(),
+        seq,
+        user_id: format!("user-{seq}"),
+        code: format!("CODE{seq}"),
+        issued_at: 0,
+        expires_at: None,
+        status: CouponStatus::Issued,
+        redeemed_at: None,
+        order_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,17 +399,7 @@ mod tests {
     }
 
     fn coupon(seq: u64) -> CouponRecord {
-        CouponRecord {
-            campaign_id: CAMPAIGN.into(),
-            seq,
-            user_id: format!("user-{seq}"),
-            code: format!("CODE{seq}"),
-            issued_at: 0,
-            expires_at: None,
-            status: CouponStatus::Issued,
-            redeemed_at: None,
-            order_id: None,
-        }
+        crate::records::test_coupon(CAMPAIGN, seq)
     }
 
     /// Commits coupons `seqs` durably, one group each, and returns the journal's bytes
