@@ -185,7 +185,10 @@ impl CampaignSupervisor {
         metrics::counter!("firstcome_campaign_restarts_total").increment(1);
         tracing::error!(campaign = %id, %error, "campaign actor failed; restarting it from the store");
         // The failed actor's last decisions (a PATCH, a close) may still be queued in the
-        // committer: let them be applied before the record is read back.
+        // committer: let them be applied before the record is read back. What it decided
+        // and had not submitted yet is closed first, so that no completion submits it
+        // behind this barrier (the record read below would not show it).
+        self.campaign.live.close_previous(&id);
         if let Err(e) = self.campaign.ctx.commit(Writes::new()).await {
             tracing::error!(campaign = %id, error = %e, "cannot restart: the store failed");
             return;

@@ -226,7 +226,19 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, counts: 
             poisoned = Some(e.clone());
         }
         for d in done.drain(..) {
-            d(result.clone());
+            // A completion runs its caller's code here (a campaign's replies, and the
+            // submission of its next batch). One that panics must not take the thread
+            // down silently: the store would still look healthy while every later request
+            // found the committer gone. Fail-stop instead, like a failed write.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d(result.clone())));
+            if ran.is_err() && poisoned.is_none() {
+                fail(
+                    counts,
+                    &mut poisoned,
+                    StorageError::CompletionPanicked,
+                    "completion",
+                );
+            }
         }
         // After the replies, which do not wait for it: sled's flush is what lets the
         // journal start again (crate docs, Journal).
@@ -321,6 +333,31 @@ mod tests {
             store.coupon("aaaaaaaaaaaaaaaa", 7).unwrap(),
             Some(coupon(7))
         );
+    }
+
+    #[test]
+    fn a_completion_that_panics_stops_the_committer_visibly() {
+        let store = Store::open(&StoreConfig::temporary()).unwrap();
+        let committer = Committer::start(store, CommitterConfig::default()).unwrap();
+        let (ran_tx, ran) = mpsc::channel();
+        let mut w = Writes::new();
+        w.put_coupon(&coupon(0)).unwrap();
+        committer.submit(
+            w,
+            Box::new(move |_| {
+                ran_tx.send(()).unwrap();
+                panic!("a bug in a completion");
+            }),
+        );
+        ran.recv().unwrap();
+        // The thread lives on, fail-stop: the next request hears why, not silence.
+        let (tx, rx) = mpsc::channel();
+        committer.submit(Writes::new(), Box::new(move |r| tx.send(r).unwrap()));
+        assert!(matches!(
+            rx.recv().unwrap(),
+            Err(StorageError::CompletionPanicked)
+        ));
+        assert!(!committer.is_healthy());
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub enum StorageError {
     /// The journal file (crate docs, Journal) could not be opened, written or synced.
     #[error("{what}: {detail}")]
     Io { what: &'static str, detail: String },
+    /// A completion panicked on the committer thread: the committer stops writing.
+    #[error("a commit completion panicked")]
+    CompletionPanicked,
     #[error("the committer has stopped")]
     CommitterStopped,
     /// The store was written by a newer build: reading it could misread it.

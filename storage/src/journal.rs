@@ -52,6 +52,7 @@ pub(crate) struct Journal {
 impl Journal {
     /// Opens (or creates) the journal at `path` and reads back its records.
     pub(crate) fn open(path: &Path) -> Result<(Journal, Vec<Entry>), StorageError> {
+        let created = !path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -59,6 +60,14 @@ impl Journal {
             .truncate(false)
             .open(path)
             .map_err(|e| io("opening the journal", &e))?;
+        if created {
+            // The new file's directory entry, so that a power loss keeps the file.
+            if let Some(dir) = path.parent() {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io("syncing the journal's directory", &e))?;
+            }
+        }
         let bytes = std::fs::read(path).map_err(|e| io("reading the journal", &e))?;
         let entries = read_records(&bytes);
         let journal = Journal {

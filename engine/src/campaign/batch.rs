@@ -180,6 +180,15 @@ impl Submissions {
     pub(super) fn add(&self, a: Addition, stats: &StatsRecord, deliver: Option<Deliver>) {
         let writes = a.writes();
         let mut p = self.lock();
+        if let Some(e) = p.failed.clone() {
+            // The ledger holds decisions of the batch that was lost: nothing it says now
+            // may go out (the actor fails at its next flush).
+            drop(p);
+            if let Some(deliver) = deliver {
+                deliver(Err(e));
+            }
+            return;
+        }
         if writes {
             let b = &mut p.batch;
             b.writes.extend(a.writes);
@@ -399,33 +408,45 @@ impl InFlight {
     }
 }
 
-/// The submissions of each campaign's current actor, by ordinal: a replacement closes its
-/// predecessor's before its barrier commit, so nothing the predecessor left undecided is
-/// submitted behind the replacement's recovery. One entry per campaign, like the
+/// The submissions of each campaign's current actor, by campaign id. When an actor fails,
+/// the supervisor closes its submissions before its barrier commit (and the replacement
+/// once more in `pre_start`), so nothing the failed actor left undecided (a panic skips
+/// the flush of the failing message) is submitted behind that barrier, where the
+/// campaign record and the recovery would not see it. One entry per campaign, like the
 /// directory; weak, so an entry keeps nothing alive.
 #[derive(Default)]
 pub(crate) struct LiveSubmissions {
     // A std Mutex: held for one map operation, never across an await.
-    by_ordinal: Mutex<std::collections::HashMap<u64, std::sync::Weak<Submissions>>>,
+    by_campaign: Mutex<std::collections::HashMap<String, std::sync::Weak<Submissions>>>,
 }
 
 impl LiveSubmissions {
-    /// Closes the submissions of the actor this one replaces, if any still exist.
-    pub(super) fn close_previous(&self, ordinal: u64) {
+    /// Closes the submissions of the campaign's last actor, if any still exist.
+    pub(crate) fn close_previous(&self, campaign_id: &str) {
         let previous = self
-            .by_ordinal
+            .by_campaign
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&ordinal);
+            .remove(campaign_id);
         if let Some(previous) = previous.and_then(|w| w.upgrade()) {
             previous.close();
         }
     }
 
-    pub(super) fn register(&self, ordinal: u64, submissions: &Arc<Submissions>) {
-        self.by_ordinal
+    /// Whether the campaign's current actor has open submissions (for the actor tests).
+    #[cfg(test)]
+    pub(crate) fn is_live(&self, campaign_id: &str) -> bool {
+        self.by_campaign
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(ordinal, Arc::downgrade(submissions));
+            .get(campaign_id)
+            .is_some_and(|w| w.strong_count() > 0)
+    }
+
+    pub(super) fn register(&self, campaign_id: &str, submissions: &Arc<Submissions>) {
+        self.by_campaign
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(campaign_id.to_string(), Arc::downgrade(submissions));
     }
 }

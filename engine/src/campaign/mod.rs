@@ -83,6 +83,9 @@ pub(crate) enum CampaignMsg {
     /// Makes the handler fail, to test supervision.
     #[cfg(test)]
     InjectFailure,
+    /// Makes the handler panic: unlike a failure, the batch is not flushed first.
+    #[cfg(test)]
+    InjectPanic,
 }
 
 /// How an actor starts.
@@ -402,12 +405,13 @@ impl Actor for CampaignActor {
         };
         // If this actor replaces one that failed, nothing that one left undecided may
         // be submitted from now on: it would land behind the barrier below.
-        self.live.close_previous(record.ordinal);
+        self.live.close_previous(&record.id);
         // A barrier first: if this actor replaces one that failed, that actor's last
         // submissions may still be queued in the committer. The committer works in order,
         // so once this empty commit completes they are applied, and recovery sees them
         // (otherwise a coupon already promised to one user could be issued to another).
-        // Its unsubmitted batch died with it, unanswered.
+        // Its batch not yet submitted was closed above (and by the supervisor, before it
+        // read the record back): dropped, unanswered.
         self.ctx.commit(Writes::new()).await?;
         let store = self.ctx.store.clone();
         let id = record.id.clone();
@@ -594,6 +598,8 @@ impl CampaignActor {
             CampaignMsg::Settled { change } => state.unsettled.settle(change),
             #[cfg(test)]
             CampaignMsg::InjectFailure => return Err("injected failure".into()),
+            #[cfg(test)]
+            CampaignMsg::InjectPanic => panic!("injected panic"),
         }
         Ok(())
     }
@@ -622,7 +628,7 @@ impl CampaignActor {
                 let _ = me.cast(CampaignMsg::Settled { change });
             }),
         });
-        self.live.register(record.ordinal, &submissions);
+        self.live.register(&record.id, &submissions);
         submissions
     }
 
@@ -660,7 +666,7 @@ impl CampaignActor {
             }
             CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => Ok(()),
             #[cfg(test)]
-            CampaignMsg::InjectFailure => Ok(()),
+            CampaignMsg::InjectFailure | CampaignMsg::InjectPanic => Ok(()),
         }
     }
 }

@@ -180,6 +180,68 @@ async fn a_restart_with_decisions_in_flight_never_reissues_a_promised_coupon() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_left_by_a_panicking_actor_never_lands_behind_its_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let id = engine
+        .create_campaign(spec("panicky", 100))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let actor = engine.actor_of(&id);
+    let old_id = actor.get_id();
+    // Hold the committer: a completion that waits for the test.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    engine.committer().submit(
+        firstcome_storage::Writes::new(),
+        Box::new(move |_| {
+            let _ = held.recv();
+        }),
+    );
+    // An issue goes in flight behind it; a PATCH waits in the batch for the issue's
+    // completion to submit it; then the actor panics (no flush on a panic).
+    let (tx, issued) = reply(&engine);
+    actor
+        .send_message(CampaignMsg::Issue(IssueRequest::new(&id, "u1"), tx))
+        .unwrap();
+    let (tx, patched) = reply(&engine);
+    let patch = CampaignPatch {
+        total_stock: Some(50),
+        ..CampaignPatch::default()
+    };
+    actor.send_message(CampaignMsg::Update(patch, tx)).unwrap();
+    actor.cast(CampaignMsg::InjectPanic).unwrap();
+    // The supervisor closes the failed actor's submissions before its barrier (which
+    // waits behind the held completion): otherwise this never ends.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while engine.live().is_live(&id) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the failed actor's submissions were closed before the barrier");
+    release.send(()).unwrap();
+    // The issue was submitted: it is answered. The PATCH was not: it is dropped, never
+    // acknowledged, and the replacement does not have it either.
+    assert!(matches!(
+        issued.await.unwrap().unwrap(),
+        Idempotent::Fresh(IssueOutcome::Issued(_))
+    ));
+    assert!(patched.await.is_err(), "the PATCH was answered");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while engine.actor_of(&id).get_id() == old_id {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("restarted");
+    let view = engine.campaign(&id).await.unwrap();
+    assert_eq!((view.record.total_stock, view.issued), (100, 1));
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeems_queued_back_to_back_see_each_others_unapplied_writes() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;

@@ -90,6 +90,8 @@ pub struct Engine {
     user_locks: Arc<UserLocks>,
     index: Arc<UserIndex>,
     metrics: Arc<OutcomeMetrics>,
+    #[cfg(test)]
+    live: Arc<LiveSubmissions>,
 }
 
 impl Engine {
@@ -143,12 +145,13 @@ impl Engine {
         };
         let directory = Arc::new(Directory::default());
         let index = Arc::new(UserIndex::default());
+        let live = Arc::new(LiveSubmissions::default());
         let campaign = CampaignActor {
             ctx: ctx.clone(),
             claims: Arc::new(KeyClaims::default()),
             index: index.clone(),
             mail: mailer.as_ref().map(|m| m.handle.clone()),
-            live: Arc::new(LiveSubmissions::default()),
+            live: live.clone(),
         };
         let started = Instant::now();
         let count = records.len();
@@ -185,6 +188,8 @@ impl Engine {
             user_locks: Arc::new(UserLocks::new()),
             index,
             metrics: Arc::new(OutcomeMetrics::new()),
+            #[cfg(test)]
+            live,
         })
     }
 
@@ -484,5 +489,15 @@ impl Engine {
     #[cfg(test)]
     pub(crate) fn admission(&self) -> &Admission {
         &self.admission
+    }
+
+    #[cfg(test)]
+    pub(crate) fn committer(&self) -> &firstcome_storage::Committer {
+        &self.ctx.committer
+    }
+
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> &LiveSubmissions {
+        &self.live
     }
 }

@@ -185,15 +185,16 @@ impl Store {
     ) -> Result<(), StorageError> {
         let mut j = self.journal();
         let j = &mut *j;
-        let lsn = j.next_lsn;
         if durable {
+            // A group gets a number only with its record: a gap in the numbers is damage.
+            let lsn = j.next_lsn;
             j.payload.clear();
             for (k, v) in groups.iter().flat_map(|w| &w.ops) {
                 journal::encode_op(&mut j.payload, k, v.as_deref());
             }
             j.journal.append(lsn, &j.payload)?;
+            j.next_lsn += 1;
         }
-        j.next_lsn += 1;
         apply(&self.db, groups.drain(..).flat_map(|w| w.ops))
     }
 
