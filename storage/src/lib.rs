@@ -2,17 +2,17 @@
 //!
 //! Owns everything firstcome keeps on disk: the sled database, the commit journal, the
 //! key layout, the versioned bincode encoding of records, and the [`Committer`], which
-//! applies each decision's writes as one atomic sled batch and releases the replies of
-//! many decisions after one shared journal sync (group commit).
+//! makes the writes of many decisions durable as one journal record (atomic: one
+//! checksum) and releases their replies after its one sync (group commit).
 //!
 //! It knows nothing of actors or HTTP. The API it offers is deliberately narrow (typed
 //! reads, a [`Writes`] list, the committer) so that sled could be replaced inside this
 //! crate alone.
 //!
 //! ## Key layout
-//! Everything lives in one sled tree, so that a whole decision (a coupon, its user
-//! index entry, a holder chunk) is one atomic `apply_batch`. Keys start with a one-byte
-//! kind; integers are big-endian so keys sort numerically.
+//! Everything lives in one sled tree. A decision's writes are atomic through the journal
+//! (one record per group commit, replayed whole), not through sled. Keys start with a
+//! one-byte kind; integers are big-endian so keys sort numerically.
 //!
 //! | key | value |
 //! |---|---|

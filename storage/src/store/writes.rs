@@ -7,8 +7,8 @@ use crate::records::{
 };
 use crate::{keys, records};
 
-/// The writes of one decision. The committer applies them atomically, in one sled
-/// batch with the other decisions of its group. Encoding happens here, on the deciding
+/// The writes of one decision. The committer makes them durable atomically, in one
+/// journal record with the other decisions of its group, then applies them to sled. Encoding happens here, on the deciding
 /// actor's thread, so the committer thread only copies bytes.
 #[derive(Debug, Default)]
 pub struct Writes {
