@@ -52,6 +52,27 @@ fn spec(name: &str, stock: u64) -> NewCampaign {
     }
 }
 
+/// A new campaign's id.
+async fn campaign(engine: &Engine, name: &str, stock: u64) -> String {
+    engine
+        .create_campaign(spec(name, stock))
+        .await
+        .unwrap()
+        .record
+        .id
+}
+
+/// Waits (bounded) until the supervisor has replaced the campaign's actor `old`.
+async fn replaced(engine: &Engine, id: &str, old: ractor::ActorId) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while engine.actor_of(id).get_id() == old {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the campaign's actor was replaced");
+}
+
 async fn engine(dir: &std::path::Path) -> Engine {
     let store = Store::open(&StoreConfig {
         path: Some(dir.join("store")),
@@ -67,18 +88,8 @@ async fn engine(dir: &std::path::Path) -> Engine {
 async fn a_failed_campaign_is_restarted_alone_and_keeps_its_state() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let a = engine
-        .create_campaign(spec("a", 10))
-        .await
-        .unwrap()
-        .record
-        .id;
-    let b = engine
-        .create_campaign(spec("b", 10))
-        .await
-        .unwrap()
-        .record
-        .id;
+    let a = campaign(&engine, "a", 10).await;
+    let b = campaign(&engine, "b", 10).await;
     for user in ["a1", "a2"] {
         assert!(matches!(
             issue(&engine, &a, user).await,
@@ -96,17 +107,7 @@ async fn a_failed_campaign_is_restarted_alone_and_keeps_its_state() {
         .actor_of(&a)
         .cast(CampaignMsg::InjectFailure)
         .unwrap();
-    // Wait for the supervisor to register the replacement (bounded).
-    let restarted = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if engine.actor_of(&a).get_id() != a_before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await;
-    assert!(restarted.is_ok(), "campaign a was not restarted");
+    replaced(&engine, &a, a_before).await;
 
     // a rebuilt its ledger from the store; b never noticed.
     assert_eq!(engine.campaign(&a).await.unwrap().issued, 2);
@@ -127,12 +128,7 @@ async fn a_failed_campaign_is_restarted_alone_and_keeps_its_state() {
 async fn a_restart_with_decisions_in_flight_never_reissues_a_promised_coupon() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let id = engine
-        .create_campaign(spec("racy", 100_000))
-        .await
-        .unwrap()
-        .record
-        .id;
+    let id = campaign(&engine, "racy", 100_000).await;
     let actor = engine.actor_of(&id);
     let old_id = actor.get_id();
     // 300 decisions queued in order, then the failure right behind them: when the
@@ -154,13 +150,7 @@ async fn a_restart_with_decisions_in_flight_never_reissues_a_promised_coupon() {
             other => panic!("{other:?}"),
         }
     }
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while engine.actor_of(&id).get_id() == old_id {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await
-    .expect("restarted");
+    replaced(&engine, &id, old_id).await;
     for i in 300..400 {
         let user = format!("u{i}");
         match issue(&engine, &id, &user).await {
@@ -183,12 +173,7 @@ async fn a_restart_with_decisions_in_flight_never_reissues_a_promised_coupon() {
 async fn a_change_left_by_a_panicking_actor_never_lands_behind_its_restart() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let id = engine
-        .create_campaign(spec("panicky", 100))
-        .await
-        .unwrap()
-        .record
-        .id;
+    let id = campaign(&engine, "panicky", 100).await;
     let actor = engine.actor_of(&id);
     let old_id = actor.get_id();
     // Hold the committer: a completion that waits for the test.
@@ -229,13 +214,7 @@ async fn a_change_left_by_a_panicking_actor_never_lands_behind_its_restart() {
         Idempotent::Fresh(IssueOutcome::Issued(_))
     ));
     assert!(patched.await.is_err(), "the PATCH was answered");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while engine.actor_of(&id).get_id() == old_id {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await
-    .expect("restarted");
+    replaced(&engine, &id, old_id).await;
     let view = engine.campaign(&id).await.unwrap();
     assert_eq!((view.record.total_stock, view.issued), (100, 1));
     engine.shutdown(Duration::from_secs(5)).await;
@@ -245,12 +224,7 @@ async fn a_change_left_by_a_panicking_actor_never_lands_behind_its_restart() {
 async fn redeems_queued_back_to_back_see_each_others_unapplied_writes() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let id = engine
-        .create_campaign(spec("once", 1))
-        .await
-        .unwrap()
-        .record
-        .id;
+    let id = campaign(&engine, "once", 1).await;
     let coupon = match issue(&engine, &id, "holder").await {
         IssueOutcome::Issued(c) => c,
         other => panic!("{other:?}"),
@@ -293,12 +267,7 @@ async fn redeems_queued_back_to_back_see_each_others_unapplied_writes() {
 async fn a_change_queued_just_before_a_failure_survives_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let id = engine
-        .create_campaign(spec("patched", 100))
-        .await
-        .unwrap()
-        .record
-        .id;
+    let id = campaign(&engine, "patched", 100).await;
     let actor = engine.actor_of(&id);
     let old = actor.get_id();
     // The pause is decided and queued for commit; the failure follows at once, so the
@@ -313,13 +282,7 @@ async fn a_change_queued_just_before_a_failure_survives_the_restart() {
     actor.cast(CampaignMsg::InjectFailure).unwrap();
     let view = rx.await.unwrap().unwrap();
     assert!(view.record.paused);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while engine.actor_of(&id).get_id() == old {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await
-    .expect("restarted");
+    replaced(&engine, &id, old).await;
     let after = engine.campaign(&id).await.unwrap();
     assert!(after.record.paused, "the acknowledged pause was lost");
     assert_eq!(after.record.total_stock, 5);
@@ -334,12 +297,7 @@ async fn a_change_queued_just_before_a_failure_survives_the_restart() {
 async fn two_users_racing_for_the_last_coupon_get_one_coupon_and_one_sold_out() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let id = engine
-        .create_campaign(spec("one", 1))
-        .await
-        .unwrap()
-        .record
-        .id;
+    let id = campaign(&engine, "one", 1).await;
     let (first, second) = tokio::join!(issue(&engine, &id, "x"), issue(&engine, &id, "y"));
     let outcomes = [first, second];
     assert_eq!(
