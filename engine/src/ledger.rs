@@ -46,7 +46,7 @@ pub(crate) struct Durable {
     pub(crate) indexed: Arc<AtomicU64>,
 }
 
-/// A campaign's holders in one map, the durable ones from the index on top.
+/// The smallest map size at which an index-backed ledger prunes.
 const PRUNE_AT_LEAST: usize = 1024;
 
 /// Hashes a [`user_key`] by taking its low bits: the key is already a keyed SipHash,

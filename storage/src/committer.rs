@@ -220,10 +220,7 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, counts: 
             r
         };
         if let (Err(e), None) = (&result, &poisoned) {
-            metrics::counter!("firstcome_commit_failures_total").increment(1);
-            tracing::error!(error = %e, requests = done.len(), "group commit failed; refusing all further writes");
-            counts.failed.store(true, Ordering::SeqCst);
-            poisoned = Some(e.clone());
+            fail(counts, &mut poisoned, e.clone(), "commit");
         }
         for d in done.drain(..) {
             // A completion runs its caller's code here (a campaign's replies, and the
@@ -256,9 +253,11 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, counts: 
     }
 }
 
+/// Fail-stop (module docs): counted, logged once, and every later request gets `e`.
 fn fail(counts: &Counts, poisoned: &mut Option<StorageError>, e: StorageError, what: &str) {
     metrics::counter!("firstcome_commit_failures_total").increment(1);
-    tracing::error!(error = %e, what, "storage failed; refusing all further writes");
+    // The alert (ops/prometheus/rules.yml) tells operators to look for this line.
+    tracing::error!(error = %e, what, "group commit failed; refusing all further writes");
     counts.failed.store(true, Ordering::SeqCst);
     *poisoned = Some(e);
 }

@@ -97,12 +97,7 @@ impl Journal {
         if needed > self.prepared {
             self.grow(needed)?;
         }
-        self.file
-            .write_all_at(&record, self.end)
-            .map_err(|e| io("writing the journal", &e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| io("syncing the journal", &e))?;
+        self.write_synced(&record, self.end, false)?;
         self.end = needed;
         Ok(())
     }
@@ -118,14 +113,23 @@ impl Journal {
     fn grow(&mut self, needed: u64) -> Result<(), StorageError> {
         let target = needed.div_ceil(GROW_BYTES) * GROW_BYTES;
         let zeros = vec![0u8; (target - self.prepared) as usize];
-        self.file
-            .write_all_at(&zeros, self.prepared)
-            .map_err(|e| io("growing the journal", &e))?;
-        self.file
-            .sync_all()
-            .map_err(|e| io("syncing the journal", &e))?;
+        self.write_synced(&zeros, self.prepared, true)?;
         self.prepared = target;
         Ok(())
+    }
+
+    /// Writes `bytes` at `at` and waits for them: data only (fdatasync), or with the
+    /// file's metadata (fsync) when the write grew the file.
+    fn write_synced(&self, bytes: &[u8], at: u64, metadata: bool) -> Result<(), StorageError> {
+        self.file
+            .write_all_at(bytes, at)
+            .map_err(|e| io("writing the journal", &e))?;
+        let synced = if metadata {
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        };
+        synced.map_err(|e| io("syncing the journal", &e))
     }
 }
 
@@ -217,7 +221,7 @@ fn read_records(bytes: &[u8]) -> Vec<Entry> {
     entries
 }
 
-fn io(what: &'static str, e: &std::io::Error) -> StorageError {
+pub(crate) fn io(what: &'static str, e: &std::io::Error) -> StorageError {
     StorageError::Io {
         what,
         detail: e.to_string(),

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::helpers::{ADMIN_KEY, ISSUER_KEY, client, send, user_coupons};
+use crate::helpers::{
+    ADMIN_KEY, ISSUER_KEY, client, listening_address, send, serve_command, user_coupons,
+};
 
 /// A running `firstcome serve`. `kill_on_drop`: a failing test leaves no process behind.
 pub struct Process {
@@ -26,40 +27,16 @@ async fn spawn_server(data_dir: &Path) -> Process {
 
 /// [`spawn_server`] with a configuration file (settings the environment does not set).
 pub async fn spawn_configured(data_dir: &Path, config: Option<&Path>) -> Process {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_firstcome"));
+    let mut cmd = serve_command(data_dir);
     if let Some(c) = config {
         cmd.env("FIRSTCOME_CONFIG", c);
     }
     let mut child = cmd
-        .arg("serve")
-        .env("FIRSTCOME_DATA_DIR", data_dir)
-        .env("FIRSTCOME_LISTEN", "127.0.0.1:0")
-        .env("FIRSTCOME_ADMIN_KEY", ADMIN_KEY)
-        .env("FIRSTCOME_ISSUER_KEY", ISSUER_KEY)
-        .env("FIRSTCOME_CACHE_CAPACITY_MB", "16")
         .env("FIRSTCOME_LOG", "warn")
-        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("the firstcome binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("firstcome exited before listening");
-            if let Some(addr) = line.strip_prefix("firstcome listening on ") {
-                break addr.trim().to_string();
-            }
-        }
-    })
-    .await
-    .expect("firstcome listens in time");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = listening_address(&mut child).await;
     Process { child, base }
 }
 

@@ -243,3 +243,45 @@ pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// `firstcome serve` of the binary under test, in `data_dir` on port 0 with the test
+/// keys and a small cache, stdout piped, and none of the caller's own `FIRSTCOME_*`
+/// settings (nor `NO_COLOR`): the caller adds what it tests and spawns it.
+pub fn serve_command(data_dir: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_firstcome"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("FIRSTCOME_") || k == "NO_COLOR") {
+        cmd.env_remove(k);
+    }
+    cmd.arg("serve")
+        .env("FIRSTCOME_DATA_DIR", data_dir)
+        .env("FIRSTCOME_LISTEN", "127.0.0.1:0")
+        .env("FIRSTCOME_ADMIN_KEY", ADMIN_KEY)
+        .env("FIRSTCOME_ISSUER_KEY", ISSUER_KEY)
+        .env("FIRSTCOME_CACHE_CAPACITY_MB", "16")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Reads a [`serve_command`] child's stdout up to the line that names its address
+/// (bounded), and keeps draining it after, so the child never blocks on a full pipe.
+pub async fn listening_address(child: &mut tokio::process::Child) -> String {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("firstcome exited before listening");
+            if let Some(addr) = line.strip_prefix("firstcome listening on ") {
+                break addr.trim().to_string();
+            }
+        }
+    })
+    .await
+    .expect("firstcome listens in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    base
+}

@@ -9,9 +9,9 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::{Child, ChildStderr};
 
-use crate::helpers::{ADMIN_KEY, ISSUER_KEY, TestServer};
+use crate::helpers::{ISSUER_KEY, TestServer, listening_address, serve_command};
 
 fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
@@ -88,37 +88,14 @@ async fn spawn_logging(
     data_dir: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (Child, String, Lines<BufReader<ChildStderr>>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_firstcome"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("FIRSTCOME_") || k == "NO_COLOR") {
-        cmd.env_remove(k);
-    }
-    let mut child = cmd
-        .arg("serve")
-        .env("FIRSTCOME_DATA_DIR", data_dir)
-        .env("FIRSTCOME_LISTEN", "127.0.0.1:0")
-        .env("FIRSTCOME_ADMIN_KEY", ADMIN_KEY)
-        .env("FIRSTCOME_ISSUER_KEY", ISSUER_KEY)
-        .env("FIRSTCOME_CACHE_CAPACITY_MB", "16")
+    let mut child = serve_command(data_dir)
         // tower_http at debug: the line each request ends with, in its span.
         .env("FIRSTCOME_LOG", "info,tower_http=debug")
         .envs(env.iter().copied())
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let line = stdout.next_line().await.unwrap().expect("firstcome exited");
-            if let Some(addr) = line.strip_prefix("firstcome listening on ") {
-                break addr.trim().to_string();
-            }
-        }
-    })
-    .await
-    .expect("firstcome listens in time");
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    let base = listening_address(&mut child).await;
     let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     (child, base, stderr)
 }

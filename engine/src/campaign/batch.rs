@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use firstcome_storage::{
-    Completion, DayStats, IdempotencyRecord, IssuedCoupon, StatsRecord, StorageError, Writes,
+    Completion, CouponRecord, DayStats, IdempotencyRecord, IssuedCoupon, StatsRecord, StorageError,
+    Writes,
 };
 
 use crate::context::Context;
@@ -45,24 +46,27 @@ pub(super) type Deliver = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 /// Tells the actor that every change numbered up to this one is applied (`Unsettled`).
 pub(super) type Settled = Box<dyn Fn(u64) + Send + Sync>;
 
-/// What one decision adds to the batch.
+/// One decision's effects, gathered before they join the batch.
 #[derive(Default)]
-pub(super) struct Addition {
+pub(super) struct Effects {
     pub(super) writes: Writes,
-    /// New coupons, in seq order.
+    /// New coupons (into the batch's group record), in seq order.
     pub(super) issued: Vec<IssuedCoupon>,
-    /// UTC days whose counts changed: the totals and these days go in the batch as they
-    /// are after the decision.
-    pub(super) days: Vec<i32>,
-    /// The claim of the idempotency key whose record `writes` hold, and the record.
+    /// Coupons changed after their issue (tracked as unsettled until applied; the
+    /// actor takes them before the rest joins the batch).
+    pub(super) coupons: Vec<CouponRecord>,
+    /// The claim of the idempotency key whose record these writes hold, and the record.
     pub(super) claim: Option<(Claim, IdempotencyRecord)>,
+    /// UTC days whose counts this decision changed: the totals and these days go in the
+    /// batch as they are after the decision.
+    pub(super) days: Vec<i32>,
+    /// Mail jobs written (the dispatcher is woken once they are durable).
     pub(super) mail_jobs: i64,
+    /// Wake the dispatcher even without jobs (an announcement to expand).
     pub(super) wake_mail: bool,
-    /// The decision's unsettled change, if it changed coupons.
-    pub(super) change: Option<u64>,
 }
 
-impl Addition {
+impl Effects {
     fn writes(&self) -> bool {
         !self.writes.is_empty()
             || !self.issued.is_empty()
@@ -177,7 +181,14 @@ impl Submissions {
     /// everything decided before them, are durable (`stats`: the statistics after it).
     /// A delivery with no writes goes at once if nothing is pending, or after the
     /// submission in flight if only that is pending.
-    pub(super) fn add(&self, a: Addition, stats: &StatsRecord, deliver: Option<Deliver>) {
+    /// `change`: the decision's unsettled change, if it changed coupons.
+    pub(super) fn add(
+        &self,
+        a: Effects,
+        change: Option<u64>,
+        stats: &StatsRecord,
+        deliver: Option<Deliver>,
+    ) {
         let writes = a.writes();
         let mut p = self.lock();
         if let Some(e) = p.failed.clone() {
@@ -207,8 +218,8 @@ impl Submissions {
             }
             b.mail_jobs += a.mail_jobs;
             b.wake_mail |= a.wake_mail;
-            if a.change.is_some() {
-                b.change = a.change;
+            if change.is_some() {
+                b.change = change;
             }
         }
         let Some(deliver) = deliver else {

@@ -30,9 +30,7 @@ use std::time::Duration;
 
 use std::collections::BTreeSet;
 
-use firstcome_storage::{
-    CampaignRecord, CouponRecord, IdempotencyRecord, IssuedCoupon, StatsRecord, Writes,
-};
+use firstcome_storage::{CampaignRecord, CouponRecord, IdempotencyRecord, StatsRecord, Writes};
 
 pub(crate) use batch::LiveSubmissions;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -40,7 +38,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::admission::Reply;
 use crate::context::Context;
 use crate::error::EngineError;
-use crate::idempotency::{Claim, Durability, Earlier, KeyClaims};
+use crate::idempotency::{Durability, Earlier, KeyClaims};
 use crate::ledger::{Durable, Ledger};
 use crate::mail::MailHandle;
 use crate::model::{
@@ -49,7 +47,7 @@ use crate::model::{
 };
 use crate::request::{CouponUse, IssueRequest};
 use crate::user_index::UserIndex;
-use batch::{Addition, Deliver, Submissions, SubmissionsConfig};
+use batch::{Deliver, Effects, Submissions, SubmissionsConfig};
 use unsettled::Unsettled;
 
 /// How often the actor looks for coupons whose validity has passed.
@@ -173,24 +171,6 @@ impl ExpiryOrder {
     }
 }
 
-/// One decision's effects, gathered before they join the batch.
-#[derive(Default)]
-struct Effects {
-    writes: Writes,
-    /// New coupons (into the batch's group record).
-    issued: Vec<IssuedCoupon>,
-    /// Coupons changed after their issue (tracked as unsettled until applied).
-    coupons: Vec<CouponRecord>,
-    /// The claim of the idempotency key whose record these writes hold, and the record.
-    claim: Option<(Claim, IdempotencyRecord)>,
-    /// UTC days whose counts this decision changed (the totals are written with them).
-    days: Vec<i32>,
-    /// Mail jobs written (the dispatcher is woken once they are durable).
-    mail_jobs: i64,
-    /// Wake the dispatcher even without jobs (an announcement to expand).
-    wake_mail: bool,
-}
-
 impl CampaignActor {
     /// Adds the effects to the batch and sends `value` to `reply` once they, and
     /// everything decided before them, are durable; an error instead if the commit
@@ -199,20 +179,11 @@ impl CampaignActor {
     fn commit_and_reply<T: Send + 'static>(
         &self,
         state: &mut CampaignState,
-        effects: Effects,
+        mut effects: Effects,
         reply: Option<Reply<T>>,
         value: Result<T, EngineError>,
     ) -> Result<(), ActorProcessingErr> {
-        let change = state.unsettled.track(effects.coupons);
-        let addition = Addition {
-            writes: effects.writes,
-            issued: effects.issued,
-            days: effects.days,
-            claim: effects.claim,
-            mail_jobs: effects.mail_jobs,
-            wake_mail: effects.wake_mail,
-            change,
-        };
+        let change = state.unsettled.track(std::mem::take(&mut effects.coupons));
         let deliver = reply.map(|reply| -> Deliver {
             Box::new(move |committed| {
                 reply.send(match committed {
@@ -221,7 +192,9 @@ impl CampaignActor {
                 })
             })
         });
-        state.submissions.add(addition, &state.stats, deliver);
+        state
+            .submissions
+            .add(effects, change, &state.stats, deliver);
         Ok(())
     }
 

@@ -109,12 +109,8 @@ impl Store {
     /// journal.
     fn upgrade(db: sled::Db, cfg: &StoreConfig) -> Result<Store, StorageError> {
         let key = keys::meta(FORMAT_KEY);
-        let found = match db.get(&key)? {
-            Some(v) => u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("store format", "not 8 bytes"))?,
-            ),
+        let found = match meta_u64(&db, &key, "store format")? {
+            Some(v) => v,
             None if db.first()?.is_none() => STORE_FORMAT,
             None => 1,
         };
@@ -129,10 +125,8 @@ impl Store {
         let (temporary, path) = match &cfg.path {
             Some(p) => (None, p.join(JOURNAL_FILE)),
             None => {
-                let dir = tempfile::tempdir().map_err(|e| StorageError::Io {
-                    what: "creating a temporary journal",
-                    detail: e.to_string(),
-                })?;
+                let dir = tempfile::tempdir()
+                    .map_err(|e| journal::io("creating a temporary journal", &e))?;
                 let path = dir.path().join(JOURNAL_FILE);
                 (Some(Arc::new(dir)), path)
             }
@@ -215,7 +209,7 @@ impl Store {
         Ok(())
     }
 
-    /// Tests' writes: applied, not journaled (as the writes before a flush were).
+    /// Tests' writes: applied to sled, not journaled.
     #[cfg(test)]
     pub(crate) fn apply(&self, writes: Writes) -> Result<(), StorageError> {
         self.commit(&mut vec![writes], false)
@@ -328,22 +322,16 @@ fn apply(
 }
 
 /// Applies the journal's records after sled's last checkpoint, in order, flushes sled
-/// with their number and restarts the journal; returns the next group's sequence number. A journal that skips
-/// past what sled holds is damage, refused: serving it would lose the groups between.
+/// with their number and restarts the journal; returns the next group's sequence
+/// number. A journal that skips past what sled holds is damage, refused: serving it
+/// would lose the groups between.
 fn replay(
     db: &sled::Db,
     journal: &mut Journal,
     entries: Vec<journal::Entry>,
 ) -> Result<u64, StorageError> {
     let marker = keys::meta(JOURNAL_LSN_KEY);
-    let mut last = match db.get(&marker)? {
-        Some(v) => u64::from_be_bytes(
-            v.as_ref()
-                .try_into()
-                .map_err(|_| corrupt("journal position", "not 8 bytes"))?,
-        ),
-        None => 0,
-    };
+    let mut last = meta_u64(db, &marker, "journal position")?.unwrap_or(0);
     let mut replayed = 0u64;
     for entry in entries {
         if entry.lsn <= last {
@@ -376,6 +364,17 @@ fn replay(
     }
     journal.restart();
     Ok(last + 1)
+}
+
+/// A metadata number (big-endian u64), if present; any other length is damage.
+fn meta_u64(db: &sled::Db, key: &[u8], what: &'static str) -> Result<Option<u64>, StorageError> {
+    db.get(key)?
+        .map(|v| {
+            <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupt(what, "not 8 bytes"))
+        })
+        .transpose()
 }
 
 fn corrupt(what: &'static str, detail: &str) -> StorageError {
