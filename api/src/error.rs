@@ -26,6 +26,8 @@ pub enum ApiError {
     CampaignNotFound,
     #[error("coupon not found")]
     CouponNotFound,
+    #[error("{0}")]
+    InvalidCode(firstcome_engine::CodeError),
     #[error("the user has no contact")]
     ContactNotFound,
     #[error("no such subscription")]
@@ -74,7 +76,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest(_) | ApiError::InvalidCode(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::NotOwner => StatusCode::FORBIDDEN,
             ApiError::RouteNotFound
@@ -111,6 +113,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::CampaignNotFound => "campaign_not_found",
             ApiError::CouponNotFound => "coupon_not_found",
+            ApiError::InvalidCode(_) => "invalid_code",
             ApiError::ContactNotFound => "contact_not_found",
             ApiError::SubscriptionNotFound => "subscription_not_found",
             ApiError::DeadLetterNotFound => "dead_letter_not_found",
@@ -183,6 +186,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::CampaignNotFound => ApiError::CampaignNotFound,
             EngineError::CouponNotFound => ApiError::CouponNotFound,
+            EngineError::InvalidCode(e) => ApiError::InvalidCode(e),
             EngineError::CampaignHasCoupons => ApiError::CampaignHasCoupons,
             EngineError::InvalidCampaign(m) | EngineError::InvalidInput(m) => {
                 ApiError::InvalidRequest(m)

@@ -9,10 +9,12 @@ use std::hash::Hash;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use firstcome_engine::{CouponChange, IdempotencyKey, Idempotent, IssueOutcome, StoredResponse};
+use firstcome_engine::{
+    BatchOutcome, CouponChange, IdempotencyKey, Idempotent, IssueOutcome, StoredResponse,
+};
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use crate::dto::{CouponJson, IssuedJson};
+use crate::dto::{BatchIssuedJson, CouponJson, IssuedJson};
 use crate::error::{ApiError, PROBLEM_JSON};
 
 pub const HEADER: &str = "idempotency-key";
@@ -80,6 +82,11 @@ pub fn render_issue(o: &IssueOutcome) -> StoredResponse {
         IssueOutcome::SoldOut => problem(ApiError::SoldOut),
         IssueOutcome::NotActive(r) => problem(ApiError::NotActive(*r)),
     }
+}
+
+/// A bulk issue is answered 200 whatever each user got: the outcomes are in the body.
+pub fn render_issue_batch(b: &BatchOutcome) -> StoredResponse {
+    json(StatusCode::OK, &BatchIssuedJson::from(b))
 }
 
 pub fn render_coupon_change(c: &CouponChange) -> StoredResponse {

@@ -154,6 +154,7 @@ impl Server {
             keys: Arc::new(keys.clone()),
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
+            exports: Arc::new(tokio::sync::Semaphore::new(state::EXPORTS_AT_ONCE)),
         });
         // Around the router, not inside it, so that the request span covers all of it.
         let app = request_id::with_request_ids(router(state.clone(), config.max_body_bytes));

@@ -57,7 +57,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::ApiError;
 use crate::problems::*;
-use crate::routes::{campaigns, coupons, mail, ops};
+use crate::routes::{campaigns, coupons, export, mail, ops};
 use crate::state::AppState;
 
 /// Where the document is served.
@@ -80,10 +80,22 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(campaigns::close))
         .routes(routes!(campaigns::stats))
         .routes(routes!(campaigns::issue))
+        .routes(routes!(export::coupons))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(campaigns::issue_batch))
+                // Inside the router's server-wide limit, so this one is what applies.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    campaigns::ISSUE_BATCH_MAX_BODY_BYTES,
+                )),
+        )
         .routes(routes!(coupons::get))
         .routes(routes!(coupons::redeem))
         .routes(routes!(coupons::cancel_redemption))
         .routes(routes!(coupons::of_user))
+        .routes(routes!(coupons::get_by_code))
+        .routes(routes!(coupons::redeem_by_code))
+        .routes(routes!(coupons::cancel_redemption_by_code))
         .routes(routes!(
             mail::get_contact,
             mail::put_contact,

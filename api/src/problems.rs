@@ -39,6 +39,10 @@ pub(crate) const KEY: &[ApiError] = &[ApiError::Unauthorized];
 pub(crate) const ADMIN: &[ApiError] = &[ApiError::Unauthorized, ApiError::Forbidden];
 /// A bad path segment or query: `400 invalid_request`.
 pub(crate) const INPUT: &[ApiError] = &[ApiError::InvalidRequest(String::new())];
+/// A coupon code that is malformed or mistyped: `400 invalid_code`.
+pub(crate) const CODE: &[ApiError] = &[ApiError::InvalidCode(
+    firstcome_engine::CodeError::CheckMismatch,
+)];
 /// A JSON body: malformed or breaking a rule, too large, not JSON.
 pub(crate) const BODY: &[ApiError] = &[
     ApiError::InvalidRequest(String::new()),

@@ -21,7 +21,13 @@ pub struct Handles {
     pub keys: Arc<ApiKeys>,
     pub metrics: PrometheusHandle,
     pub shutting_down: Arc<AtomicBool>,
+    /// Exports streaming at once (`routes::export`): each holds a blocking thread and a
+    /// few chunks of rows.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many coupon exports may stream at once; one more is `503 overloaded`.
+pub const EXPORTS_AT_ONCE: usize = 4;
 
 impl AppState {
     pub fn new(handles: Handles) -> AppState {

@@ -58,6 +58,24 @@ impl CouponCodes {
         ((l as u64) << 32) | r as u64
     }
 
+    /// The inverse of [`Self::permute`]: the rounds backwards.
+    fn unpermute(&self, block: u64) -> u64 {
+        let (mut l, mut r) = ((block >> 32) as u32, block as u32);
+        for i in (0..ROUNDS).rev() {
+            (l, r) = (r ^ self.round(i, l), l);
+        }
+        ((l as u64) << 32) | r as u64
+    }
+
+    /// The (campaign ordinal, seq) a code names, the inverse of [`Self::code`]: O(1), no
+    /// lookup. A well-formed code that no coupon of this server has (typed with two
+    /// errors, or made up) decodes to some pair too; the caller finds no such coupon.
+    pub fn decode(&self, code: &str) -> Result<(u64, u64), CodeError> {
+        let v = parse(code)?;
+        let block = self.unpermute(v);
+        Ok((block >> 32, block & 0xffff_ffff))
+    }
+
     /// The code of coupon `seq` of the campaign with `ordinal`. Both must be below
     /// 2^32 (stock is at most 10^9; the engine refuses to create campaign 2^32).
     pub fn code(&self, ordinal: u64, seq: u64) -> String {
@@ -81,36 +99,63 @@ impl CouponCodes {
     }
 }
 
+/// Why a string is not a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    /// Not 14 symbols of the code alphabet (after normalisation), or too large.
+    #[error("not a coupon code")]
+    Malformed,
+    /// Well-formed, but the check character does not match: a typo.
+    #[error("the check character does not match: the code is mistyped")]
+    CheckMismatch,
+}
+
+/// The longest text that can still be a code: 14 symbols and dashes between every two.
+pub const MAX_CODE_CHARS: usize = 27;
+
+/// The 64-bit value a code spells, after Crockford's normalisation (any case, hyphens
+/// anywhere, I and L read as 1, O as 0), with its check character verified.
+fn parse(code: &str) -> Result<u64, CodeError> {
+    if code.len() > MAX_CODE_CHARS {
+        return Err(CodeError::Malformed);
+    }
+    let mut v: u128 = 0;
+    let mut symbols = 0usize;
+    let mut check = None;
+    for b in code.bytes().filter(|b| *b != b'-') {
+        let c = match b.to_ascii_uppercase() {
+            b'I' | b'L' => b'1',
+            b'O' => b'0',
+            c => c,
+        };
+        symbols += 1;
+        if symbols == 14 {
+            check = Some(c);
+            continue;
+        }
+        match CROCKFORD.iter().position(|s| *s == c) {
+            Some(d) if symbols < 14 => v = (v << 5) | d as u128,
+            _ => return Err(CodeError::Malformed),
+        }
+    }
+    let Some(check) = check else {
+        return Err(CodeError::Malformed);
+    };
+    // 13 symbols hold 65 bits; a code spells 64.
+    if v >> 64 != 0 || !CHECK_SYMBOLS.contains(&check) {
+        return Err(CodeError::Malformed);
+    }
+    if CHECK_SYMBOLS[(v % 37) as usize] != check {
+        return Err(CodeError::CheckMismatch);
+    }
+    Ok(v as u64)
+}
+
 /// Whether `code` reads as a well-formed code with a correct check character, after
 /// Crockford's normalisation (case, hyphens, I/L read as 1, O as 0). A till can
 /// reject a typo before asking the server.
 pub fn is_well_formed(code: &str) -> bool {
-    let mut v: u128 = 0;
-    let mut symbols = Vec::with_capacity(14);
-    if !code.is_ascii() {
-        return false;
-    }
-    for c in code.chars().filter(|c| *c != '-') {
-        let c = match c.to_ascii_uppercase() {
-            'I' | 'L' => '1',
-            'O' => '0',
-            c => c,
-        };
-        symbols.push(c as u8);
-    }
-    if symbols.len() != 14 {
-        return false;
-    }
-    for s in &symbols[..13] {
-        match CROCKFORD.iter().position(|c| c == s) {
-            Some(d) => v = (v << 5) | d as u128,
-            None => return false,
-        }
-    }
-    if v >> 64 != 0 {
-        return false;
-    }
-    CHECK_SYMBOLS[(v % 37) as usize] == symbols[13]
+    parse(code).is_ok()
 }
 
 #[cfg(test)]
@@ -157,5 +202,50 @@ mod tests {
         typo[0] = if typo[0] == '2' { '3' } else { '2' };
         assert!(!is_well_formed(&typo.into_iter().collect::<String>()));
         assert!(!is_well_formed("not a code"));
+    }
+
+    #[test]
+    fn a_code_decodes_to_its_coupon_however_it_is_typed() {
+        let c = codes();
+        for (ordinal, seq) in [(0, 0), (1, 1000), (7, 999_999_999), ((1 << 32) - 1, 3)] {
+            let code = c.code(ordinal, seq);
+            assert_eq!(c.decode(&code), Ok((ordinal, seq)), "{code}");
+            // Lower case, no dashes, and the look-alikes a customer reads out.
+            let typed: String = code
+                .chars()
+                .filter(|ch| *ch != '-')
+                .map(|ch| match ch {
+                    '0' => 'o',
+                    '1' => 'l',
+                    ch => ch.to_ascii_lowercase(),
+                })
+                .collect();
+            assert_eq!(c.decode(&typed), Ok((ordinal, seq)), "{typed}");
+        }
+        // Another key reads the same code as another coupon.
+        let other = CouponCodes::from_key(*b"fedcba9876543210");
+        assert_ne!(other.decode(&c.code(1, 1000)), Ok((1, 1000)));
+    }
+
+    #[test]
+    fn a_typo_is_told_from_a_string_that_is_no_code() {
+        let c = codes();
+        let code = c.code(3, 42);
+        let mut typo: Vec<char> = code.chars().collect();
+        typo[1] = if typo[1] == '7' { '8' } else { '7' };
+        let typo: String = typo.into_iter().collect();
+        assert_eq!(c.decode(&typo), Err(CodeError::CheckMismatch));
+        for bad in [
+            "",
+            "----",
+            "not a code",
+            &code[..code.len() - 1],
+            &format!("{code}0"),
+            "7Q2M-K9XD-3HWT-A\u{e9}",
+            "ZZZZ-ZZZZ-ZZZZ-Z0",
+            &"-".repeat(100),
+        ] {
+            assert_eq!(c.decode(bad), Err(CodeError::Malformed), "{bad:?}");
+        }
     }
 }

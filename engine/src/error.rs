@@ -8,6 +8,9 @@ pub enum EngineError {
     CampaignNotFound,
     #[error("coupon not found")]
     CouponNotFound,
+    /// Not a coupon code, or one with a wrong check character (a typo).
+    #[error(transparent)]
+    InvalidCode(#[from] crate::codes::CodeError),
     /// A campaign that has issued coupons cannot be deleted (close it instead).
     #[error("the campaign has issued coupons")]
     CampaignHasCoupons,

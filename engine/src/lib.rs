@@ -33,8 +33,11 @@ mod supervisor;
 mod user_index;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use codes::{CouponCodes, is_well_formed as is_well_formed_code};
-pub use engine::{CouponFilter, DEFAULT_MAX_IN_FLIGHT, Engine, EngineConfig, open_store};
+pub use codes::{CodeError, CouponCodes, MAX_CODE_CHARS, is_well_formed as is_well_formed_code};
+pub use engine::{
+    CampaignCouponFilter, CouponFilter, CouponScan, DEFAULT_MAX_IN_FLIGHT, Engine, EngineConfig,
+    open_store,
+};
 pub use error::EngineError;
 pub use firstcome_storage::{
     CommitStats, CommitterConfig, DayStats, Discount, DiscountKind, Store, StoreConfig, Validity,
@@ -42,8 +45,8 @@ pub use firstcome_storage::{
 pub use ids::{is_campaign_id, parse_coupon_id};
 pub use ledger::{Decision, Ledger};
 pub use model::{
-    CampaignPatch, CampaignStats, CampaignStatus, CampaignView, Coupon, CouponChange, CouponStatus,
-    CouponValidity, IdempotencyKey, Idempotent, IssueOutcome, MAX_AMOUNT, MAX_TOTAL_STOCK,
-    NewCampaign, NotActiveReason, Page, StoredResponse,
+    BatchOutcome, CampaignPatch, CampaignStats, CampaignStatus, CampaignView, Coupon, CouponChange,
+    CouponStatus, CouponValidity, IdempotencyKey, Idempotent, IssueOutcome, MAX_AMOUNT,
+    MAX_TOTAL_STOCK, NewCampaign, NotActiveReason, Page, StoredResponse,
 };
-pub use request::{CouponAction, CouponUse, IssueRequest};
+pub use request::{CouponAction, CouponUse, IssueBatch, IssueRequest, MAX_BATCH_USERS};

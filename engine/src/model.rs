@@ -464,6 +464,22 @@ impl IssueOutcome {
     }
 }
 
+/// The decisions of an [`IssueBatch`](crate::IssueBatch): one per user, in its order.
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    pub results: Vec<(String, IssueOutcome)>,
+}
+
+impl BatchOutcome {
+    /// How many coupons the batch issued.
+    pub fn issued(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|(_, o)| matches!(o, IssueOutcome::Issued(_)))
+            .count()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

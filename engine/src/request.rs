@@ -3,7 +3,7 @@
 //! entry point per operation.
 
 use crate::mail::Contact;
-use crate::model::{CouponChange, IdempotencyKey, IssueOutcome};
+use crate::model::{BatchOutcome, CouponChange, IdempotencyKey, IssueOutcome};
 
 /// "Give this user a coupon of this campaign."
 #[derive(Debug, Clone)]
@@ -26,6 +26,21 @@ impl IssueRequest {
             idempotency: None,
         }
     }
+}
+
+/// The most users one [`IssueBatch`] names: it bounds the group record, the reply and
+/// the time one actor spends on one message.
+pub const MAX_BATCH_USERS: usize = 1000;
+
+/// "Give each of these users a coupon of this campaign", decided for each user as an
+/// [`IssueRequest`] would be (in the order given), and made durable as one group: all
+/// of it or none.
+#[derive(Debug, Clone)]
+pub struct IssueBatch {
+    pub campaign_id: String,
+    /// 1 to [`MAX_BATCH_USERS`] user ids; a user named twice is decided twice.
+    pub user_ids: Vec<String>,
+    pub idempotency: Option<IdempotencyKey<BatchOutcome>>,
 }
 
 /// What a [`CouponUse`] does to its coupon.

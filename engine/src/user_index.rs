@@ -78,6 +78,16 @@ impl UserIndex {
             .is_none()
     }
 
+    /// The id of campaign `ordinal`, if it is registered.
+    pub(crate) fn campaign_of(&self, ordinal: u64) -> Option<Arc<str>> {
+        let ordinal = u32::try_from(ordinal).ok()?;
+        self.campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ordinal)
+            .cloned()
+    }
+
     /// A deleted campaign (it had no coupons, so no user lists it).
     pub(crate) fn forget_campaign(&self, ordinal: u64) {
         self.campaigns

@@ -2,14 +2,14 @@
 
 use firstcome_engine::mail::Contact;
 use firstcome_engine::{
-    CampaignPatch, CampaignStats, CampaignView, CouponValidity, DayStats, Discount, DiscountKind,
-    NewCampaign, Validity,
+    BatchOutcome, CampaignPatch, CampaignStats, CampaignView, CouponValidity, DayStats, Discount,
+    DiscountKind, IssueOutcome, NewCampaign, NotActiveReason, Validity,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{CouponJson, Page, PageItem, ts};
+use super::{CouponJson, Page, PageItem, ts, validate_user_id};
 use crate::error::ApiError;
 
 // The schema restates the engine's rules (`NewCampaign::validate`) that a schema can
@@ -249,6 +249,94 @@ impl IssueBody {
 #[schema(as = Issued)]
 pub struct IssuedJson {
     pub coupon: CouponJson,
+}
+
+/// `POST /v1/campaigns/{id}/issue-batch`: the users to give a coupon, in the order to
+/// decide them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueBatchBody {
+    /// 1 to 1,000 user ids; one named twice is decided twice (the second time
+    /// `already_issued` with a per-user limit of 1).
+    #[schema(min_items = 1, max_items = 1000, schema_with = super::user_ids_schema)]
+    pub user_ids: Vec<String>,
+}
+
+impl IssueBatchBody {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let n = self.user_ids.len();
+        if n == 0 || n > firstcome_engine::MAX_BATCH_USERS {
+            return Err(ApiError::InvalidRequest(format!(
+                "user_ids must hold 1 to {} user ids",
+                firstcome_engine::MAX_BATCH_USERS
+            )));
+        }
+        self.user_ids.iter().try_for_each(|u| validate_user_id(u))
+    }
+}
+
+/// The decision for one user of a bulk issue: `coupon` when `issued`, `coupon_ids` when
+/// `already_issued`, `reason` when `not_active`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BatchResult)]
+pub struct BatchResultJson {
+    pub user_id: String,
+    #[schema(schema_with = super::issue_outcome_schema)]
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<CouponJson>,
+    /// The coupons the user holds already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coupon_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::not_active_reason_schema)]
+    pub reason: Option<&'static str>,
+}
+
+/// The answer to a bulk issue: one result per user, in the order given.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BatchIssued)]
+pub struct BatchIssuedJson {
+    /// How many coupons this batch issued.
+    pub issued: usize,
+    pub results: Vec<BatchResultJson>,
+}
+
+impl From<&BatchOutcome> for BatchIssuedJson {
+    fn from(b: &BatchOutcome) -> Self {
+        let results = b
+            .results
+            .iter()
+            .map(|(user_id, o)| {
+                let mut r = BatchResultJson {
+                    user_id: user_id.clone(),
+                    outcome: o.code(),
+                    coupon: None,
+                    coupon_ids: None,
+                    reason: None,
+                };
+                match o {
+                    IssueOutcome::Issued(c) => r.coupon = Some(c.clone().into()),
+                    IssueOutcome::AlreadyIssued { coupon_ids } => {
+                        r.coupon_ids = Some(coupon_ids.clone())
+                    }
+                    IssueOutcome::SoldOut => {}
+                    IssueOutcome::NotActive(reason) => {
+                        r.reason = Some(match reason {
+                            NotActiveReason::NotStarted => "not_started",
+                            NotActiveReason::Ended => "ended",
+                            NotActiveReason::Paused => "paused",
+                        })
+                    }
+                }
+                r
+            })
+            .collect();
+        BatchIssuedJson {
+            issued: b.issued(),
+            results,
+        }
+    }
 }
 
 /// One UTC day with any change.

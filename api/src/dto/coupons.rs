@@ -1,6 +1,6 @@
 //! Coupons: as a user holds them, redeeming and cancelling, and listing a user's.
 
-use firstcome_engine::{Coupon, CouponStatus};
+use firstcome_engine::{CampaignCouponFilter, Coupon, CouponStatus, parse_coupon_id};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -98,6 +98,79 @@ pub(crate) enum CouponStatusName {
     Expired,
 }
 
+/// `GET /v1/campaigns/{id}/coupons`: which coupons, from where, how many.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CampaignCouponsQuery {
+    /// The `next_cursor` of the page before: a coupon id of this campaign. Coupons come
+    /// in seq order (the order they were issued in).
+    #[param(pattern = "^[0-9a-hjkmnp-tv-z]{16}-(0|[1-9][0-9]{0,18})$")]
+    pub cursor: Option<String>,
+    /// JSON: the page size, 1 to 1,000 (default 100). CSV: at most this many rows
+    /// (default: every coupon after the cursor).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// Only coupons with this status as of now.
+    #[param(inline, value_type = Option<CouponStatusName>)]
+    pub status: Option<String>,
+    /// Only coupons issued at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub issued_after: Option<Timestamp>,
+    /// Only coupons issued strictly before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub issued_before: Option<Timestamp>,
+}
+
+/// The JSON page size of an export.
+pub const DEFAULT_EXPORT_PAGE: usize = 100;
+pub const MAX_EXPORT_PAGE: usize = 1000;
+
+impl CampaignCouponsQuery {
+    pub fn filter(&self) -> Result<CampaignCouponFilter, ApiError> {
+        Ok(CampaignCouponFilter {
+            status: parse_status(self.status.as_deref())?,
+            issued_from_us: self.issued_after.map(|t| t.as_microsecond()),
+            issued_before_us: self.issued_before.map(|t| t.as_microsecond()),
+        })
+    }
+
+    /// 1 to [`MAX_EXPORT_PAGE`], or `None` when not given.
+    pub fn limit(&self) -> Result<Option<usize>, ApiError> {
+        match self.limit {
+            Some(n) if !(1..=MAX_EXPORT_PAGE).contains(&n) => Err(ApiError::InvalidRequest(
+                "limit must be between 1 and 1000".into(),
+            )),
+            n => Ok(n),
+        }
+    }
+
+    /// The seq the cursor names: a coupon of `campaign_id`.
+    pub fn after(&self, campaign_id: &str) -> Result<Option<u64>, ApiError> {
+        let Some(c) = &self.cursor else {
+            return Ok(None);
+        };
+        match parse_coupon_id(c) {
+            Some((cid, seq)) if cid == campaign_id => Ok(Some(seq)),
+            _ => Err(ApiError::InvalidRequest(
+                "cursor is not a coupon id of this campaign".into(),
+            )),
+        }
+    }
+}
+
+fn parse_status(status: Option<&str>) -> Result<Option<CouponStatus>, ApiError> {
+    match status {
+        None => Ok(None),
+        Some("issued") => Ok(Some(CouponStatus::Issued)),
+        Some("redeemed") => Ok(Some(CouponStatus::Redeemed)),
+        Some("expired") => Ok(Some(CouponStatus::Expired)),
+        Some(_) => Err(ApiError::InvalidRequest(
+            "status must be issued, redeemed or expired".into(),
+        )),
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -125,14 +198,6 @@ impl UserCouponsQuery {
     }
 
     pub fn status(&self) -> Result<Option<CouponStatus>, ApiError> {
-        match self.status.as_deref() {
-            None => Ok(None),
-            Some("issued") => Ok(Some(CouponStatus::Issued)),
-            Some("redeemed") => Ok(Some(CouponStatus::Redeemed)),
-            Some("expired") => Ok(Some(CouponStatus::Expired)),
-            Some(_) => Err(ApiError::InvalidRequest(
-                "status must be issued, redeemed or expired".into(),
-            )),
-        }
+        parse_status(self.status.as_deref())
     }
 }

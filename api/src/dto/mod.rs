@@ -9,10 +9,14 @@ mod mail;
 mod page;
 
 pub use campaigns::{
-    CampaignJson, CampaignPage, CreateCampaign, DayCounts, DayJson, DiscountJson, DiscountKindJson,
-    IssueBody, IssuedJson, StatsJson, UpdateCampaign,
+    BatchIssuedJson, BatchResultJson, CampaignJson, CampaignPage, CreateCampaign, DayCounts,
+    DayJson, DiscountJson, DiscountKindJson, IssueBatchBody, IssueBody, IssuedJson, StatsJson,
+    UpdateCampaign,
 };
-pub use coupons::{CouponJson, CouponPage, CouponUseRequest, UserCouponsQuery};
+pub use coupons::{
+    CampaignCouponsQuery, CouponJson, CouponPage, CouponUseRequest, DEFAULT_EXPORT_PAGE,
+    MAX_EXPORT_PAGE, UserCouponsQuery,
+};
 pub use mail::{
     ContactJson, ContactRequest, DeadLetterPage, MailJobJson, SubscriptionJson, SubscriptionPage,
     SubscriptionRequest,
@@ -114,6 +118,23 @@ pub(crate) fn campaign_status_schema() -> Object {
 
 pub(crate) fn coupon_status_schema() -> Object {
     string_enum(&["issued", "redeemed", "expired"])
+}
+
+pub(crate) fn issue_outcome_schema() -> Object {
+    string_enum(&["issued", "already_issued", "sold_out", "not_active"])
+}
+
+pub(crate) fn not_active_reason_schema() -> Object {
+    string_enum(&["not_started", "ended", "paused"])
+}
+
+/// `user_ids` of a bulk issue: 1 to 1,000 user ids.
+pub(crate) fn user_ids_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(user_id_schema())
+        .min_items(Some(1))
+        .max_items(Some(firstcome_engine::MAX_BATCH_USERS))
+        .build()
 }
 
 pub(crate) fn mail_kind_schema() -> Object {

@@ -1,5 +1,9 @@
-//! `/v1/coupons/{id}` (read, redeem, cancel-redemption) and `/v1/users/{user_id}/coupons`
-//! (issuer).
+//! `/v1/coupons/{id}` (read, redeem, cancel-redemption), the same by code at
+//! `/v1/codes/{code}`, and `/v1/users/{user_id}/coupons` (issuer).
+//!
+//! A code route turns the code into the coupon's id (`Engine::coupon_id_of_code`: a
+//! decode, no lookup) and then is the id route: the same rules, answers and
+//! idempotency fingerprint, so a retry by id of a redeem sent by code is a replay.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -12,8 +16,8 @@ use crate::auth::Issuer;
 use crate::dto::{CouponJson, CouponPage, CouponUseRequest, UserCouponsQuery, validate_user_id};
 use crate::error::{ApiError, ApiPath};
 use crate::idempotency;
-use crate::problems::{ACTOR, BODY, INPUT, KEY, READ, Replay, problems};
-use crate::routes::{CouponId, IdempotencyKey, UserId};
+use crate::problems::{ACTOR, BODY, CODE, INPUT, KEY, READ, Replay, problems};
+use crate::routes::{CouponCode, CouponId, IdempotencyKey, UserId};
 use crate::state::AppState;
 
 problems!(
@@ -54,6 +58,45 @@ problems!(
     [KEY, INPUT, READ, &[ApiError::CouponNotFound]]
 );
 problems!(OfUserErrors, Replay::No, [KEY, INPUT, READ]);
+problems!(
+    RedeemByCodeErrors,
+    Replay::Decided,
+    [
+        KEY,
+        BODY,
+        ACTOR,
+        CODE,
+        &[
+            ApiError::CouponNotFound,
+            ApiError::NotOwner,
+            ApiError::AlreadyRedeemed,
+            ApiError::Expired,
+            ApiError::IdempotencyKeyReused,
+        ]
+    ]
+);
+problems!(
+    CancelByCodeErrors,
+    Replay::Decided,
+    [
+        KEY,
+        BODY,
+        ACTOR,
+        CODE,
+        &[
+            ApiError::CouponNotFound,
+            ApiError::NotOwner,
+            ApiError::NotRedeemed,
+            ApiError::OrderMismatch,
+            ApiError::IdempotencyKeyReused,
+        ]
+    ]
+);
+problems!(
+    GetByCodeErrors,
+    Replay::No,
+    [KEY, INPUT, READ, CODE, &[ApiError::CouponNotFound]]
+);
 
 /// Redeem a coupon for its holder.
 #[utoipa::path(
@@ -140,7 +183,17 @@ async fn use_coupon(
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     req.validate()?;
-    let key = idempotency::key(&headers)?;
+    use_coupon_by_id(&state, id, &headers, req, action).await
+}
+
+async fn use_coupon_by_id(
+    state: &AppState,
+    id: String,
+    headers: &HeaderMap,
+    req: CouponUseRequest,
+    action: CouponAction,
+) -> Result<Response, ApiError> {
+    let key = idempotency::key(headers)?;
     // The route's own name (kept as it was, so stored fingerprints still match).
     let route = match action {
         CouponAction::Redeem => "redeem",
@@ -160,6 +213,95 @@ async fn use_coupon(
     };
     let answer = state.engine.use_coupon(request).await?;
     Ok(idempotency::respond(answer, render))
+}
+
+/// Redeem a coupon by its code, as a till reads it: any case, with or without dashes, `O`
+/// for `0` and `I` or `L` for `1`. Otherwise as `POST /v1/coupons/{id}/redeem`.
+#[utoipa::path(
+    post,
+    path = "/v1/codes/{code}/redeem",
+    operation_id = "redeem_coupon_by_code",
+    tag = "coupons",
+    security(("bearer" = ["issuer"])),
+    params(CouponCode, IdempotencyKey),
+    request_body = CouponUseRequest,
+    responses(
+        (status = 200, description = "Redeemed.", body = CouponJson,
+            headers(("idempotent-replayed" = String, description = "`true` on a replayed answer.")),
+            links(
+                ("cancel_redemption" = (operation_id = "cancel_redemption_by_code",
+                    parameters(("code" = "$response.body#/code")),
+                    request_body = json!({
+                        "user_id": "$response.body#/user_id",
+                        "order_id": "$response.body#/order_id"
+                    }),
+                    description = "Undo this redemption (its order was cancelled).")),
+            )),
+        RedeemByCodeErrors,
+    )
+)]
+pub async fn redeem_by_code(
+    _: Issuer,
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+    headers: HeaderMap,
+    body: Result<Json<CouponUseRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    req.validate()?;
+    let id = state.engine.coupon_id_of_code(&code)?;
+    use_coupon_by_id(&state, id, &headers, req, CouponAction::Redeem).await
+}
+
+/// Undo a redemption by the coupon's code. Otherwise as
+/// `POST /v1/coupons/{id}/cancel-redemption`.
+#[utoipa::path(
+    post,
+    path = "/v1/codes/{code}/cancel-redemption",
+    operation_id = "cancel_redemption_by_code",
+    tag = "coupons",
+    security(("bearer" = ["issuer"])),
+    params(CouponCode, IdempotencyKey),
+    request_body = CouponUseRequest,
+    responses(
+        (status = 200, description = "Issued again (or `expired`, if past `expires_at`).", body = CouponJson,
+            headers(("idempotent-replayed" = String, description = "`true` on a replayed answer."))),
+        CancelByCodeErrors,
+    )
+)]
+pub async fn cancel_redemption_by_code(
+    _: Issuer,
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+    headers: HeaderMap,
+    body: Result<Json<CouponUseRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    req.validate()?;
+    let id = state.engine.coupon_id_of_code(&code)?;
+    use_coupon_by_id(&state, id, &headers, req, CouponAction::CancelRedemption).await
+}
+
+/// Read a coupon by its code (typed as for redeeming), with its status as of now.
+#[utoipa::path(
+    get,
+    path = "/v1/codes/{code}",
+    operation_id = "get_coupon_by_code",
+    tag = "coupons",
+    security(("bearer" = ["issuer"])),
+    params(CouponCode),
+    responses(
+        (status = 200, description = "The coupon.", body = CouponJson),
+        GetByCodeErrors,
+    )
+)]
+pub async fn get_by_code(
+    issuer: Issuer,
+    state: State<AppState>,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Json<CouponJson>, ApiError> {
+    let id = state.engine.coupon_id_of_code(&code)?;
+    get(issuer, state, ApiPath(id)).await
 }
 
 /// Read a coupon, with its status as of now.

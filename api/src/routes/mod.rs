@@ -3,6 +3,7 @@
 
 pub mod campaigns;
 pub mod coupons;
+pub mod export;
 pub mod mail;
 pub mod ops;
 
@@ -33,6 +34,19 @@ pub(crate) struct CouponId {
     /// A coupon id, `{campaign_id}-{seq}`; any other is `404 coupon_not_found`.
     #[param(pattern = "^[0-9a-hjkmnp-tv-z]{16}-(0|[1-9][0-9]{0,18})$")]
     id: String,
+}
+
+/// `{code}` of a coupon.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct CouponCode {
+    /// A coupon code such as `7Q2M-K9XD-3HWT-AR`, as people type it: any case, dashes
+    /// anywhere or none, `O` read as `0`, `I` and `L` as `1`. A wrong check character
+    /// (a typo) or anything that is not 14 code symbols is `400 invalid_code`; a code of
+    /// no coupon here is `404 coupon_not_found`.
+    #[param(max_length = 27)]
+    code: String,
 }
 
 /// `{user_id}`.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use firstcome_engine::ManualClock;
 
-use crate::helpers::{TestServer, send, smtp_mail};
+use crate::helpers::{TestServer, all_coupons, send, smtp_mail};
 
 fn fixture(name: &str) -> (tempfile::TempDir, Value) {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -69,6 +69,32 @@ async fn opens_with_everything_in_it(name: &str) {
         let (status, got) = send(t.issuer(Method::GET, &format!("/v1/coupons/{id}"))).await;
         assert_eq!(status, StatusCode::OK, "{id}");
         assert_eq!(&got, want, "{id}");
+    }
+    // The export and the code routes read the old coupons too.
+    let mut want: Vec<&Value> = m["coupons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["campaign_id"] == a)
+        .collect();
+    want.sort_by_key(|c| {
+        c["id"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('-')
+            .unwrap()
+            .1
+            .parse::<u64>()
+            .unwrap()
+    });
+    assert!(!want.is_empty());
+    let exported = all_coupons(&t.client, &t.base, a).await;
+    assert_eq!(exported.iter().collect::<Vec<_>>(), want);
+    for c in &want {
+        let code = c["code"].as_str().unwrap();
+        let (status, got) = send(t.issuer(Method::GET, &format!("/v1/codes/{code}"))).await;
+        assert_eq!(status, StatusCode::OK, "{code}");
+        assert_eq!(&&got, c, "{code}");
     }
     let (_, stats) = send(t.admin(Method::GET, &format!("/v1/campaigns/{a}/stats"))).await;
     assert_eq!(stats, m["stats"]);

@@ -38,6 +38,9 @@ async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -
         }),
         metrics: firstcome_api::metrics::install().unwrap(),
         shutting_down: Arc::new(AtomicBool::new(false)),
+        exports: Arc::new(tokio::sync::Semaphore::new(
+            firstcome_api::state::EXPORTS_AT_ONCE,
+        )),
     })
 }
 

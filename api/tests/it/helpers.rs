@@ -212,6 +212,28 @@ pub async fn user_coupons(client: &Client, base: &str, key: &str, user_id: &str)
     }
 }
 
+/// Every coupon of a campaign, through the export.
+pub async fn all_coupons(http: &Client, base: &str, cid: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = http
+            .get(format!("{base}/v1/campaigns/{cid}/coupons"))
+            .bearer_auth(ADMIN_KEY)
+            .query(&[("limit", "1000")]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let (status, page) = send(req).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        out.extend(page["coupons"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
 /// Asserts an RFC 9457 problem with the given status and code.
 #[track_caller]
 pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {

@@ -7,12 +7,15 @@
 
 mod bad_input;
 mod cli;
+mod codes;
 mod crash;
+mod export;
 mod formats;
 mod handlers;
 mod helpers;
 mod idempotency;
 mod issuance;
+mod issue_batch;
 mod lifecycle;
 mod logs;
 mod mail;

@@ -20,9 +20,14 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/v1/campaigns/{id}/close"),
     ("GET", "/v1/campaigns/{id}/stats"),
     ("POST", "/v1/campaigns/{id}/issue"),
+    ("POST", "/v1/campaigns/{id}/issue-batch"),
+    ("GET", "/v1/campaigns/{id}/coupons"),
     ("GET", "/v1/coupons/{id}"),
     ("POST", "/v1/coupons/{id}/redeem"),
     ("POST", "/v1/coupons/{id}/cancel-redemption"),
+    ("GET", "/v1/codes/{code}"),
+    ("POST", "/v1/codes/{code}/redeem"),
+    ("POST", "/v1/codes/{code}/cancel-redemption"),
     ("GET", "/v1/users/{user_id}/coupons"),
     ("GET", "/v1/users/{user_id}/contact"),
     ("PUT", "/v1/users/{user_id}/contact"),
@@ -69,6 +74,7 @@ fn concrete(template: &str) -> String {
         .replace("{id}", "0123456789abcdef-0")
         .replace("{user_id}", "u1")
         .replace("{store_id}", "s1")
+        .replace("{code}", "7Q2M-K9XD-3HWT-AR")
 }
 
 #[tokio::test]

@@ -42,10 +42,10 @@ use crate::idempotency::{Durability, Earlier, KeyClaims};
 use crate::ledger::{Durable, Ledger};
 use crate::mail::MailHandle;
 use crate::model::{
-    self, CampaignPatch, CampaignStats, CampaignView, CouponChange, IdempotencyKey, Idempotent,
-    IssueOutcome,
+    self, BatchOutcome, CampaignPatch, CampaignStats, CampaignView, CouponChange, IdempotencyKey,
+    Idempotent, IssueOutcome,
 };
-use crate::request::{CouponUse, IssueRequest};
+use crate::request::{CouponUse, IssueBatch, IssueRequest};
 use crate::user_index::UserIndex;
 use batch::{Deliver, Effects, Submissions, SubmissionsConfig};
 use unsettled::Unsettled;
@@ -58,6 +58,9 @@ const EXPIRY_BACKLOG_PAUSE: Duration = Duration::from_millis(5);
 
 pub(crate) enum CampaignMsg {
     Issue(IssueRequest, Reply<Idempotent<IssueOutcome>>),
+    /// Issue to each of many users: one decision each, all in one batch (so one journal
+    /// record: durable together or not at all).
+    IssueBatch(IssueBatch, Reply<Idempotent<BatchOutcome>>),
     /// Redeem (or cancel the redemption of) coupon `seq` of this campaign.
     UseCoupon {
         seq: u64,
@@ -519,6 +522,25 @@ impl CampaignActor {
                     this.issue(state, effects, user_id, contact)
                 })?;
             }
+            CampaignMsg::IssueBatch(batch, reply) => {
+                let IssueBatch {
+                    user_ids,
+                    idempotency,
+                    ..
+                } = batch;
+                self.idempotent(state, idempotency, reply, |this, state, effects| {
+                    // Every decision's writes go into the one `effects`, which joins the
+                    // batch whole: the batch is submitted as one journal record.
+                    let mut results = Vec::with_capacity(user_ids.len());
+                    for user_id in user_ids {
+                        match this.issue(state, effects, user_id.clone(), None)? {
+                            Ok(outcome) => results.push((user_id, outcome)),
+                            Err(e) => return Ok(Err(e)),
+                        }
+                    }
+                    Ok(Ok(BatchOutcome { results }))
+                })?;
+            }
             CampaignMsg::UseCoupon {
                 seq,
                 mut request,
@@ -623,6 +645,9 @@ impl CampaignActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             CampaignMsg::Issue(_, reply) => {
+                self.reply_after_commits(state, reply, Err(EngineError::CampaignNotFound))
+            }
+            CampaignMsg::IssueBatch(_, reply) => {
                 self.reply_after_commits(state, reply, Err(EngineError::CampaignNotFound))
             }
             CampaignMsg::UseCoupon { reply, .. } => {

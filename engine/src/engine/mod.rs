@@ -30,10 +30,10 @@ use crate::idempotency::{self, KeyClaims};
 use crate::ids::{is_campaign_id, parse_coupon_id};
 use crate::mail::{MailConfig, Mailer};
 use crate::model::{
-    CampaignPatch, CampaignStats, CampaignView, Coupon, CouponChange, CouponStatus, Idempotent,
-    IssueOutcome, NewCampaign,
+    BatchOutcome, CampaignPatch, CampaignStats, CampaignView, Coupon, CouponChange, CouponStatus,
+    Idempotent, IssueOutcome, NewCampaign,
 };
-use crate::request::{CouponUse, IssueRequest};
+use crate::request::{CouponUse, IssueBatch, IssueRequest, MAX_BATCH_USERS};
 use crate::supervisor::{CampaignSupervisor, SupervisorMsg};
 use crate::user_index::UserIndex;
 use outcome_metrics::OutcomeMetrics;
@@ -69,6 +69,30 @@ pub struct CouponFilter<'a> {
     pub campaign_id: Option<&'a str>,
     pub status: Option<CouponStatus>,
 }
+
+/// Which of a campaign's coupons to export.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CampaignCouponFilter {
+    /// Status as of now.
+    pub status: Option<CouponStatus>,
+    /// Issued at or after this instant (µs since the epoch).
+    pub issued_from_us: Option<i64>,
+    /// Issued strictly before this instant (µs since the epoch).
+    pub issued_before_us: Option<i64>,
+}
+
+/// One stretch of a campaign's coupons, in seq order.
+#[derive(Debug)]
+pub struct CouponScan {
+    /// The coupons that passed the filter.
+    pub coupons: Vec<Coupon>,
+    /// Where to go on from (the last seq read: not always that of the last coupon
+    /// returned), `None` when the campaign has no coupon after it.
+    pub next_after: Option<u64>,
+}
+
+/// How many coupons one [`Engine::campaign_coupons`] reads from the store at a time.
+const SCAN_CHUNK: usize = 1024;
 
 /// Opens (or creates) the store, off the async workers: sled's open reads and checks
 /// its files, which blocks.
@@ -321,6 +345,37 @@ impl Engine {
         result
     }
 
+    /// Decides an issue for each user of the batch, in order, each as [`Engine::issue`]
+    /// would (limit, stock, window), and answers once all of them are durable, which
+    /// they become together: one journal record holds them all.
+    pub async fn issue_batch(
+        &self,
+        batch: IssueBatch,
+    ) -> Result<Idempotent<BatchOutcome>, EngineError> {
+        let n = batch.user_ids.len();
+        if n == 0 || n > MAX_BATCH_USERS {
+            return Err(EngineError::InvalidInput(format!(
+                "user_ids must hold 1 to {MAX_BATCH_USERS} user ids"
+            )));
+        }
+        let actor = self.actor(&batch.campaign_id)?;
+        let result = self
+            .call_actor(&actor, |reply| CampaignMsg::IssueBatch(batch, reply))
+            .await;
+        match &result {
+            Ok(Idempotent::Fresh(b) | Idempotent::Recorded { value: b, .. }) => {
+                for (_, o) in &b.results {
+                    self.metrics.issue_decisions(o.code(), 1);
+                }
+            }
+            Ok(Idempotent::Replay(_)) => self.metrics.issue_decisions("replayed", 1),
+            Ok(Idempotent::KeyReused) => self.metrics.issue_decisions("idempotency_key_reused", 1),
+            Err(EngineError::Overloaded) => self.metrics.issue_decisions("overloaded", 1),
+            Err(_) => self.metrics.issue_decisions("error", 1),
+        }
+        result
+    }
+
     /// One coupon by id, as stored, with its status as of now. A store read: call it
     /// off the async workers.
     pub fn coupon(&self, coupon_id: &str) -> Result<Coupon, EngineError> {
@@ -335,6 +390,90 @@ impl Engine {
             .coupon(cid, campaign.ordinal, seq)?
             .map(|r| Coupon::at(r, now))
             .ok_or(EngineError::CouponNotFound)
+    }
+
+    /// The id of the coupon a code names, in O(1): the code decodes to (campaign ordinal,
+    /// seq) under the code key, and the ordinal names the campaign. A mistyped code is
+    /// [`EngineError::InvalidCode`]; a well-formed code of no campaign here is
+    /// `CouponNotFound`. Whether that coupon exists is for the read or the decision the
+    /// id is then given to (they answer `CouponNotFound` for a seq never issued).
+    pub fn coupon_id_of_code(&self, code: &str) -> Result<String, EngineError> {
+        let (ordinal, seq) = self.ctx.codes.decode(code)?;
+        let campaign = self
+            .index
+            .campaign_of(ordinal)
+            .ok_or(EngineError::CouponNotFound)?;
+        Ok(crate::ids::coupon_id(&campaign, seq))
+    }
+
+    /// Up to `limit` coupons of a campaign that pass `filter`, in seq order, after seq
+    /// `after` (from the first without), reading at most about `max_read` coupons: a
+    /// filter that few coupons pass returns a short page with where to go on from,
+    /// rather than reading the whole campaign in one call. From the store, as every
+    /// coupon read is (what a client has been answered is in it): call it off the async
+    /// workers.
+    pub fn campaign_coupons(
+        &self,
+        campaign_id: &str,
+        filter: CampaignCouponFilter,
+        after: Option<u64>,
+        limit: usize,
+        max_read: usize,
+    ) -> Result<CouponScan, EngineError> {
+        let record = match is_campaign_id(campaign_id) {
+            true => self.ctx.store.campaign(campaign_id)?,
+            false => None,
+        };
+        let record = record.ok_or(EngineError::CampaignNotFound)?;
+        let now = self.ctx.clock.now();
+        let mut from = after.map_or(0, |a| a.saturating_add(1));
+        let mut out = Vec::new();
+        let mut last_out = None;
+        let mut read = 0usize;
+        loop {
+            let chunk = self.ctx.store.coupons_from(
+                campaign_id,
+                from,
+                (limit + 1).clamp(64, SCAN_CHUNK),
+            )?;
+            let Some(last) = chunk.last().map(|c| c.seq) else {
+                return Ok(CouponScan {
+                    coupons: out,
+                    next_after: None,
+                });
+            };
+            for mut c in chunk {
+                read += 1;
+                let seq = c.seq;
+                let passes = filter
+                    .status
+                    .is_none_or(|s| crate::model::effective_status(&c, now) == s)
+                    && filter.issued_from_us.is_none_or(|t| c.issued_at >= t)
+                    && filter.issued_before_us.is_none_or(|t| c.issued_at < t);
+                if passes {
+                    if out.len() == limit {
+                        // One more passes: the page is full and more follow.
+                        return Ok(CouponScan {
+                            coupons: out,
+                            next_after: last_out,
+                        });
+                    }
+                    if c.code.is_empty() {
+                        c.code = self.ctx.codes.code(record.ordinal, seq);
+                    }
+                    out.push(Coupon::at(c, now));
+                    last_out = Some(seq);
+                }
+                if read >= max_read {
+                    // Everything up to `seq` was looked at.
+                    return Ok(CouponScan {
+                        coupons: out,
+                        next_after: Some(seq),
+                    });
+                }
+            }
+            from = last + 1;
+        }
     }
 
     /// Redeems a coupon for its holder, or cancels its redemption.

@@ -72,15 +72,20 @@ impl OutcomeMetrics {
     }
 
     pub(super) fn issue(&self, outcome: &str, seconds: f64) {
+        self.issue_decisions(outcome, 1);
+        self.issue_duration.record(seconds);
+    }
+
+    /// Counts `n` issue decisions (a bulk issue's users: one request, so no duration).
+    pub(super) fn issue_decisions(&self, outcome: &str, n: u64) {
         let counter = self
             .issue
             .iter()
             .find(|(o, _)| *o == outcome)
             .or_else(|| self.issue.iter().find(|(o, _)| *o == OTHER));
         if let Some((_, c)) = counter {
-            c.increment(1);
+            c.increment(n);
         }
-        self.issue_duration.record(seconds);
     }
 
     pub(super) fn coupon_use(&self, action: &str, outcome: &str) {

@@ -16,6 +16,29 @@ pub(super) fn group_first_seq(prefix: &[u8], key: &[u8]) -> Result<u64, StorageE
         .ok_or_else(|| corrupt("issued group key", "length"))
 }
 
+/// A coupon as its group issued it, with no change since: `issued`, or `expired` if the
+/// expiry walk (at `walk`) passed it. The code is left empty: the engine derives codes.
+fn as_issued(campaign_id: &str, c: IssuedCoupon, walk: Option<u64>) -> CouponRecord {
+    // The expiry walk writes where it got to, not each coupon: one it passed without a
+    // change of its own was due, and counted, so it is stored expired.
+    let walked = !c.expiry_indexed && c.expires_at.is_some() && walk.is_some_and(|w| c.seq < w);
+    CouponRecord {
+        campaign_id: campaign_id.to_string(),
+        seq: c.seq,
+        user_id: c.user_id,
+        code: String::new(),
+        issued_at: c.issued_at,
+        expires_at: c.expires_at,
+        status: if walked {
+            CouponStatus::Expired
+        } else {
+            CouponStatus::Issued
+        },
+        redeemed_at: None,
+        order_id: None,
+    }
+}
+
 impl Store {
     pub fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>, StorageError> {
         self.db
@@ -53,26 +76,52 @@ impl Store {
         let Some(c) = self.issued_coupon(campaign_id, seq)? else {
             return Ok(None);
         };
-        // The expiry walk writes where it got to, not each coupon: one it passed without
-        // a change of its own was due, and counted, so it is stored expired.
-        let walked = !c.expiry_indexed
-            && c.expires_at.is_some()
-            && self.expiry_walk(campaign_id)?.is_some_and(|w| seq < w);
-        Ok(Some(CouponRecord {
-            campaign_id: campaign_id.to_string(),
-            seq: c.seq,
-            user_id: c.user_id,
-            code: String::new(),
-            issued_at: c.issued_at,
-            expires_at: c.expires_at,
-            status: if walked {
-                CouponStatus::Expired
-            } else {
-                CouponStatus::Issued
-            },
-            redeemed_at: None,
-            order_id: None,
-        }))
+        let walk = self.expiry_walk(campaign_id)?;
+        Ok(Some(as_issued(campaign_id, c, walk)))
+    }
+
+    /// Up to `limit` coupons of the campaign from seq `from` on, in seq order, each as
+    /// [`Store::coupon`] reads it: two range scans merged (the changed coupons' `k`
+    /// records, and the issued groups), so reading a campaign through costs a few
+    /// reads per `limit` coupons, not one per coupon.
+    pub fn coupons_from(
+        &self,
+        campaign_id: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<CouponRecord>, StorageError> {
+        let mut changed = Vec::new();
+        let prefix = keys::coupon_prefix(campaign_id);
+        for item in self
+            .scan(&prefix, Some(keys::coupon(campaign_id, from)), None)
+            .take(limit)
+        {
+            let (_, v) = item?;
+            changed.push(records::decode_coupon(&v)?);
+        }
+        let walk = self.expiry_walk(campaign_id)?;
+        let issued = self.issued_from(campaign_id, from, limit)?;
+        let mut out = Vec::with_capacity(limit.min(changed.len() + issued.len()));
+        let (mut changed, mut issued) = (
+            changed.into_iter().peekable(),
+            issued.into_iter().peekable(),
+        );
+        while out.len() < limit {
+            let next = match (changed.peek(), issued.peek()) {
+                (None, None) => break,
+                (Some(k), Some(g)) if k.seq == g.seq => {
+                    issued.next();
+                    changed.next()
+                }
+                (Some(k), Some(g)) if k.seq < g.seq => changed.next(),
+                (Some(_), None) => changed.next(),
+                (_, Some(_)) => issued.next().map(|c| as_issued(campaign_id, c, walk)),
+            };
+            out.extend(next);
+        }
+        // Paired with the gap check of recovery: what a campaign holds is seq order.
+        debug_assert!(out.windows(2).all(|w| w[0].seq < w[1].seq));
+        Ok(out)
     }
 
     /// The coupon's `k` record only: its change since its issue (or its format-1 record).
