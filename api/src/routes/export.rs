@@ -4,7 +4,7 @@
 //! Both read the store in seq order through `Engine::campaign_coupons`, a chunk at a
 //! time on a blocking thread; the store holds everything a client was answered, so an
 //! export shows every acknowledged coupon and change up to the moment it reads them.
-//! The CSV is streamed: a blocking thread reads a chunk, encodes it and hands it to
+//! The CSV is streamed: a thread of the export's own, at the lowest priority, reads a chunk, encodes it and hands it to
 //! the response through a channel of [`CHUNKS_AHEAD`] chunks, so an export of a million
 //! coupons holds a few thousand rows at a time, and a client that reads slowly (or
 //! goes away) stops the reading instead of piling rows up in memory.
@@ -16,6 +16,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use firstcome_engine::{CampaignCouponFilter, Coupon, CouponScan, Engine};
+use thread_priority::ThreadPriority;
 
 use crate::auth::Admin;
 use crate::dto::{
@@ -114,34 +115,49 @@ pub async fn coupons(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_AHEAD);
     let engine = state.engine.clone();
     let campaign = id.clone();
-    tokio::task::spawn_blocking(move || {
-        // Held until the last chunk is handed over.
-        let _permit = permit;
-        let mut scan = first;
-        let mut header = true;
-        loop {
-            rows_left -= scan.coupons.len();
-            let chunk = encode(&scan.coupons, header);
-            header = false;
-            if tx.blocking_send(chunk).is_err() {
-                return; // the client went away
+    // A thread of its own, not one of Tokio's blocking pool: it lowers its priority for
+    // the rest of its life, which a pooled thread would carry into other work.
+    let spawned = std::thread::Builder::new()
+        .name("firstcome-export".into())
+        .spawn(move || {
+            // Held until the last chunk is handed over.
+            let _permit = permit;
+            // An export yields the CPU to deciding and committing: it only gets slower.
+            if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Min) {
+                tracing::debug!(error = ?e, "could not lower the export thread's priority");
             }
-            let Some(next) = scan.next_after.filter(|_| rows_left > 0) else {
-                return;
-            };
-            let rows = CSV_CHUNK_ROWS.min(rows_left);
-            match engine.campaign_coupons(&campaign, filter, Some(next), rows, MAX_READ_PER_PAGE) {
-                Ok(s) => scan = s,
-                Err(e) => {
-                    // The answer has started: all that is left is to break it, so that
-                    // the client sees an incomplete transfer rather than a short export.
-                    tracing::error!(campaign = %campaign, error = %e, "export stopped");
-                    let _ = tx.blocking_send(Err(std::io::Error::other("export stopped")));
+            let mut scan = first;
+            let mut header = true;
+            loop {
+                rows_left -= scan.coupons.len();
+                let chunk = encode(&scan.coupons, header);
+                header = false;
+                if tx.blocking_send(chunk).is_err() {
+                    return; // the client went away
+                }
+                let Some(next) = scan.next_after.filter(|_| rows_left > 0) else {
                     return;
+                };
+                let rows = CSV_CHUNK_ROWS.min(rows_left);
+                match engine.campaign_coupons(
+                    &campaign,
+                    filter,
+                    Some(next),
+                    rows,
+                    MAX_READ_PER_PAGE,
+                ) {
+                    Ok(s) => scan = s,
+                    Err(e) => {
+                        // The answer has started: all that is left is to break it, so that
+                        // the client sees an incomplete transfer rather than a short export.
+                        tracing::error!(campaign = %campaign, error = %e, "export stopped");
+                        let _ = tx.blocking_send(Err(std::io::Error::other("export stopped")));
+                        return;
+                    }
                 }
             }
-        }
-    });
+        });
+    spawned.map_err(|e| ApiError::Internal(format!("starting an export thread: {e}")))?;
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
