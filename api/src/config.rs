@@ -30,6 +30,9 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// The `[mail]` table.
     pub mail: MailSettings,
+    /// Start on a store found damaged, serving what is left (`--accept-damaged-store`).
+    /// A flag only, never in the file: it is for one start, after reading why.
+    pub accept_damaged_store: bool,
 }
 
 /// The `[mail]` table of the configuration file. Without an `[mail.smtp]` table, mail is
@@ -185,6 +188,7 @@ impl Default for Config {
             issuer_key: None,
             shutdown_timeout_secs: 30,
             mail: MailSettings::default(),
+            accept_damaged_store: false,
         }
     }
 }
@@ -389,6 +393,7 @@ impl Config {
                 .or(file.shutdown_timeout_secs)
                 .unwrap_or(d.shutdown_timeout_secs),
             mail: overrides.mail.or(file.mail).unwrap_or(d.mail),
+            accept_damaged_store: false,
         };
         c.validate()?;
         Ok(c)

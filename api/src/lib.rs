@@ -81,6 +81,18 @@ pub enum ServeError {
     },
 }
 
+impl ServeError {
+    /// Whether the start was refused because the store is damaged (`firstcome` exits
+    /// with status 3 then).
+    pub fn is_damaged_store(&self) -> bool {
+        match self {
+            ServeError::Store(EngineError::Storage(e))
+            | ServeError::Engine(EngineError::Storage(e)) => e.is_damage(),
+            _ => false,
+        }
+    }
+}
+
 /// A running server: engine, listener, and the task serving HTTP.
 pub struct Server {
     pub addr: SocketAddr,
@@ -116,6 +128,7 @@ impl Server {
         let store_cfg = StoreConfig {
             path: Some(config.data_dir.join("store")),
             cache_capacity: config.cache_capacity_mb * 1024 * 1024,
+            accept_damage: config.accept_damaged_store,
         };
         let store = firstcome_engine::open_store(store_cfg)
             .await

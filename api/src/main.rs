@@ -3,7 +3,8 @@
 //!
 //! Exit status: 0 on success (and for `--help`, `--version`); 1 for any configuration
 //! error, a bad value in a flag or `FIRSTCOME_*` variable included, or a failed start;
-//! 2 for a command line clap cannot make sense of (an unknown flag or subcommand).
+//! 2 for a command line clap cannot make sense of (an unknown flag or subcommand);
+//! 3 for a store found damaged ([`EXIT_DAMAGED_STORE`]), refused rather than served.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -15,6 +16,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use firstcome_api::Server;
 use firstcome_api::config::{Config, FileConfig, MailOverrides, SmtpOverrides};
 use tracing_subscriber::EnvFilter;
+
+/// The exit status of a start refused because the store is damaged.
+const EXIT_DAMAGED_STORE: u8 = 3;
 
 /// firstcome: exact, durable first-come-first-served coupon issuance.
 #[derive(Debug, Parser)]
@@ -69,6 +73,11 @@ struct ServeArgs {
     /// Seconds a shutdown waits for in-flight requests. [default: 30]
     #[arg(long, env = "FIRSTCOME_SHUTDOWN_TIMEOUT_SECS")]
     shutdown_timeout_secs: Option<u64>,
+    /// Start even though the store was found damaged (it holds less than its seal says,
+    /// it is missing or empty, a journal record is damaged), serving what is left of it.
+    /// Without it such a start is refused with exit status 3; read why first.
+    #[arg(long, env = "FIRSTCOME_ACCEPT_DAMAGED_STORE")]
+    accept_damaged_store: bool,
     #[command(flatten)]
     log: LogArgs,
     #[command(flatten)]
@@ -222,6 +231,16 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("firstcome: {e}");
+            if e.downcast_ref::<firstcome_api::ServeError>()
+                .is_some_and(firstcome_api::ServeError::is_damaged_store)
+            {
+                eprintln!(
+                    "firstcome: the store was refused and nothing was written to it. Restore \
+                     the data dir from a backup, or start with --accept-damaged-store to serve \
+                     what is left (coupons lost this way may be issued again to others)."
+                );
+                return ExitCode::from(EXIT_DAMAGED_STORE);
+            }
             ExitCode::FAILURE
         }
     }
@@ -293,7 +312,11 @@ fn config(args: ServeArgs) -> Result<Config, Box<dyn std::error::Error>> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let config = config(args)?;
+    let accept_damaged_store = args.accept_damaged_store;
+    let config = Config {
+        accept_damaged_store,
+        ..config(args)?
+    };
     let server = Server::start(config).await?;
     if !server.generated_keys.is_empty() {
         // Printed once, on the start that generated them; they stay in the data dir.
@@ -302,31 +325,33 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             println!("  {scope}: {key}");
         }
     }
+    let stop = shutdown_signal();
     println!("firstcome listening on http://{}", server.addr);
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await;
     tracing::info!("stopped; everything acknowledged is durable");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves at SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when it is first polled: call it before announcing the address, so that a SIGTERM
+/// sent the moment the address is printed is a clean stop, not the default kill.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+    };
+    async move {
+        #[cfg(unix)]
+        if let Ok((mut term, mut int)) = signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -70,6 +70,7 @@ fn bench_issue(c: &mut Criterion) {
     let store = Store::open(&StoreConfig {
         path: Some(dir.path().join("store")),
         cache_capacity: 64 << 20,
+        accept_damage: false,
     })
     .expect("opening the store");
     let engine = rt

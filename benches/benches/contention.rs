@@ -700,6 +700,7 @@ fn open_store(path: &Path) -> Store {
     Store::open(&StoreConfig {
         path: Some(path.to_path_buf()),
         cache_capacity: 64 << 20,
+        accept_damage: false,
     })
     .expect("opening the store")
 }

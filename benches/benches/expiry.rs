@@ -38,6 +38,7 @@ async fn main() -> Result<(), Error> {
     let store = Store::open(&StoreConfig {
         path: Some(dir.path().join("store")),
         cache_capacity: 64 << 20,
+        accept_damage: false,
     })?;
     let clock = ManualClock::new("2026-11-22T00:00:00Z".parse()?);
     let engine = Engine::start(store, Arc::new(clock.clone()), EngineConfig::default()).await?;

@@ -52,6 +52,7 @@ fn open(path: &Path) -> Result<Store, Error> {
     Ok(Store::open(&StoreConfig {
         path: Some(path.to_path_buf()),
         cache_capacity: 64 << 20,
+        accept_damage: false,
     })?)
 }
 

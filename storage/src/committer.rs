@@ -277,8 +277,9 @@ mod tests {
     fn completions_run_in_order_after_their_writes_are_visible() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreConfig {
-            path: Some(dir.path().to_path_buf()),
+            path: Some(dir.path().join("store")),
             cache_capacity: 8 << 20,
+            accept_damage: false,
         })
         .unwrap();
         let committer = Committer::start(store.clone(), CommitterConfig::default()).unwrap();
@@ -321,8 +322,9 @@ mod tests {
 
         // Everything acknowledged is there after reopening.
         let store = Store::open(&StoreConfig {
-            path: Some(dir.path().to_path_buf()),
+            path: Some(dir.path().join("store")),
             cache_capacity: 8 << 20,
+            accept_damage: false,
         })
         .unwrap();
         let rec = store.recover_holders("aaaaaaaaaaaaaaaa").unwrap();

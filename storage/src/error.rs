@@ -8,6 +8,10 @@ use std::sync::Arc;
 pub enum StorageError {
     #[error("sled: {0}")]
     Sled(Arc<sled::Error>),
+    /// The store holds less than it did (or is not whole): refused, not served, unless
+    /// the operator accepts it (`StoreConfig::accept_damage`).
+    #[error("the store is damaged: {0}")]
+    Damaged(String),
     #[error("a stored record could not be decoded ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
     #[error("a record could not be encoded: {0}")]
@@ -25,6 +29,17 @@ pub enum StorageError {
     Format { found: u64, supported: u64 },
     #[error("starting the committer thread: {0}")]
     Spawn(String),
+}
+
+impl StorageError {
+    /// Whether this is damage found in the store (as opposed to an I/O failure now).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            StorageError::Damaged(_) | StorageError::Corrupt { .. } => true,
+            StorageError::Sled(e) => matches!(**e, sled::Error::Corruption { .. }),
+            _ => false,
+        }
+    }
 }
 
 impl From<sled::Error> for StorageError {

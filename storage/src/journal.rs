@@ -50,8 +50,9 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal at `path` and reads back its records.
-    pub(crate) fn open(path: &Path) -> Result<(Journal, Vec<Entry>), StorageError> {
+    /// Opens (or creates) the journal at `path` and reads back its records, and the
+    /// highest sequence number of any whole record in it (`read_records`).
+    pub(crate) fn open(path: &Path) -> Result<(Journal, Vec<Entry>, Option<u64>), StorageError> {
         let created = !path.exists();
         let file = OpenOptions::new()
             .read(true)
@@ -69,13 +70,13 @@ impl Journal {
             }
         }
         let bytes = std::fs::read(path).map_err(|e| io("reading the journal", &e))?;
-        let entries = read_records(&bytes);
+        let (entries, highest) = read_records(&bytes);
         let journal = Journal {
             file,
             end: 0,
             prepared: bytes.len() as u64,
         };
-        Ok((journal, entries))
+        Ok((journal, entries, highest))
     }
 
     /// Bytes written since the journal last started from its beginning.
@@ -99,6 +100,15 @@ impl Journal {
         }
         self.write_synced(&record, self.end, false)?;
         self.end = needed;
+        Ok(())
+    }
+
+    /// Overwrites the whole file with zeros, durably: after a damaged journal was
+    /// accepted, no record behind the damage may be read as a later group's.
+    pub(crate) fn wipe(&mut self) -> Result<(), StorageError> {
+        let zeros = vec![0u8; self.prepared as usize];
+        self.write_synced(&zeros, 0, false)?;
+        self.end = 0;
         Ok(())
     }
 
@@ -189,26 +199,30 @@ fn checksum(lsn: u64, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
+/// The record at `at`, if one starts there and is whole: its sequence number, its
+/// payload, and where the next record would start.
+fn record_at(bytes: &[u8], at: usize) -> Option<(u64, &[u8], usize)> {
+    let header = bytes.get(at..at.checked_add(HEADER_BYTES)?)?;
+    let word =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    if word(0) != MAGIC {
+        return None;
+    }
+    let len = word(4) as usize;
+    let lsn = u64::from_le_bytes(header[8..16].try_into().ok()?);
+    let start = at + HEADER_BYTES;
+    let payload = bytes.get(start..start.checked_add(len)?)?;
+    (checksum(lsn, payload) == word(16)).then_some((lsn, payload, start + len))
+}
+
 /// The records from the start of `bytes`, up to the first that is torn, damaged or out
-/// of sequence (module docs).
-fn read_records(bytes: &[u8]) -> Vec<Entry> {
+/// of sequence (module docs), and the highest sequence number of any whole record in the
+/// file, wherever it is: one above the last record read means a damaged record with
+/// groups after it, which no crash leaves (a torn write is the last one).
+fn read_records(bytes: &[u8]) -> (Vec<Entry>, Option<u64>) {
     let mut entries: Vec<Entry> = Vec::new();
     let mut at = 0usize;
-    while let Some(header) = bytes.get(at..at + HEADER_BYTES) {
-        let word =
-            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-        if word(0) != MAGIC {
-            break;
-        }
-        let len = word(4) as usize;
-        let lsn = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
-        let start = at + HEADER_BYTES;
-        let Some(payload) = bytes.get(start..start + len) else {
-            break;
-        };
-        if checksum(lsn, payload) != word(16) {
-            break;
-        }
+    while let Some((lsn, payload, next)) = record_at(bytes, at) {
         if entries.last().is_some_and(|prev| prev.lsn + 1 != lsn) {
             break;
         }
@@ -216,9 +230,25 @@ fn read_records(bytes: &[u8]) -> Vec<Entry> {
             lsn,
             payload: payload.to_vec(),
         });
-        at = start + len;
+        at = next;
     }
-    entries
+    let mut highest = entries.last().map(|e| e.lsn);
+    // Every offset after the stop: a record after a damaged one starts anywhere.
+    let magic = MAGIC.to_le_bytes();
+    let mut from = at;
+    while let Some(i) = bytes.get(from..).and_then(|rest| find(rest, &magic)) {
+        let here = from + i;
+        if let Some((lsn, _, _)) = record_at(bytes, here) {
+            highest = highest.max(Some(lsn));
+        }
+        from = here + 1;
+    }
+    (entries, highest)
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 pub(crate) fn io(what: &'static str, e: &std::io::Error) -> StorageError {
@@ -233,7 +263,12 @@ mod tests {
     use super::*;
 
     fn journal_at(dir: &Path) -> (Journal, Vec<Entry>) {
-        Journal::open(&dir.join("journal")).unwrap()
+        let (j, entries, _) = Journal::open(&dir.join("journal")).unwrap();
+        (j, entries)
+    }
+
+    fn highest(dir: &Path) -> Option<u64> {
+        Journal::open(&dir.join("journal")).unwrap().2
     }
 
     fn lsns(entries: &[Entry]) -> Vec<u64> {
@@ -270,13 +305,17 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let (_, found) = journal_at(dir.path());
         assert_eq!(lsns(&found), [1]);
-        // A record cut short (the write a crash interrupted).
+        // But the third is whole: the journal says so, and the store refuses it (a
+        // damaged record with groups after it is no crash's work).
+        assert_eq!(highest(dir.path()), Some(3));
+        // A record cut short (the write a crash interrupted): the last one.
         bytes[second] ^= 0xff;
         let third = second + 6;
         bytes.truncate(third + HEADER_BYTES + 2);
         std::fs::write(&path, &bytes).unwrap();
         let (_, found) = journal_at(dir.path());
         assert_eq!(lsns(&found), [1, 2]);
+        assert_eq!(highest(dir.path()), Some(2));
     }
 
     #[test]
@@ -293,6 +332,8 @@ mod tests {
         drop(j);
         let (_, found) = journal_at(dir.path());
         assert_eq!(lsns(&found), [11, 12]);
+        // The older records behind are whole, and all below the last one read.
+        assert_eq!(highest(dir.path()), Some(12));
     }
 
     #[test]

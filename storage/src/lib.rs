@@ -61,6 +61,7 @@ mod error;
 mod journal;
 mod keys;
 mod records;
+mod seal;
 mod store;
 
 pub use committer::{CommitStats, Committer, CommitterConfig, Completion};

@@ -23,6 +23,7 @@ async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -
     let store = Store::open(&StoreConfig {
         path: Some(dir.path().join("store")),
         cache_capacity: 8 << 20,
+        accept_damage: false,
     })
     .unwrap();
     let config = EngineConfig {

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod codes;
 mod crash;
+mod damage;
 mod export;
 mod formats;
 mod handlers;

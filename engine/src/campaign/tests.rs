@@ -77,6 +77,7 @@ async fn engine(dir: &std::path::Path) -> Engine {
     let store = Store::open(&StoreConfig {
         path: Some(dir.join("store")),
         cache_capacity: 8 << 20,
+        accept_damage: false,
     })
     .unwrap();
     Engine::start(store, Arc::new(SystemClock), EngineConfig::default())

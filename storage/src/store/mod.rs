@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::StorageError;
 use crate::journal::{self, Journal};
-use crate::keys;
+use crate::{keys, seal};
 
 mod mail;
 mod reads;
@@ -27,6 +27,9 @@ pub struct StoreConfig {
     /// sled's page cache in bytes. sled's own default is 1 GiB, too much for a
     /// service that shares its machine.
     pub cache_capacity: u64,
+    /// Open a store found damaged anyway (logged), serving what is left of it: for an
+    /// operator who has read why it was refused. Never set by default.
+    pub accept_damage: bool,
 }
 
 impl StoreConfig {
@@ -34,6 +37,16 @@ impl StoreConfig {
         StoreConfig {
             path: None,
             cache_capacity: 64 * 1024 * 1024,
+            accept_damage: false,
+        }
+    }
+
+    /// A store at `path`, refused if damaged.
+    pub fn at(path: impl Into<PathBuf>, cache_capacity: u64) -> Self {
+        StoreConfig {
+            path: Some(path.into()),
+            cache_capacity,
+            accept_damage: false,
         }
     }
 }
@@ -61,6 +74,8 @@ pub struct Store {
     journal: Arc<Mutex<JournalState>>,
     /// Where a temporary store keeps its journal; removed with the last handle.
     _temporary: Option<Arc<tempfile::TempDir>>,
+    /// The seal beside the store (`seal`); `None` for a temporary store.
+    seal: Option<PathBuf>,
 }
 
 struct JournalState {
@@ -86,10 +101,48 @@ impl Store {
         // database is dropped (its background threads finish first), so an open right
         // after a close in the same process can find it still held. Retry briefly; a
         // lock held by another process stays an error.
+        let seal = cfg.path.as_deref().map(seal::path_for);
+        let sealed = match seal.as_deref().map(seal::read).transpose() {
+            Ok(s) => s.flatten(),
+            Err(e) => {
+                // Accepted: the data dir is taken as it is, and sealed again below.
+                refuse_or_accept(cfg, e)?;
+                None
+            }
+        };
+        if let (Some(lsn), Some(path)) = (sealed, &cfg.path) {
+            // Before sled opens it: sled would create an empty store in its place (and
+            // write its header into an empty file).
+            let size = std::fs::metadata(path.join("db")).map_or(0, |m| m.len());
+            if size == 0 {
+                refuse_or_accept(
+                    cfg,
+                    damaged(format!(
+                        "{} has no store, or an empty one, and its seal says it held group \
+                         commits up to {lsn}",
+                        path.display()
+                    )),
+                )?;
+            }
+        }
         let mut waited = std::time::Duration::ZERO;
         loop {
-            match sled_cfg.open() {
-                Ok(db) => return Store::upgrade(db, cfg),
+            // sled panics on some damage in the middle of its file: that is a damaged
+            // store to refuse, not a crash of the server.
+            let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sled_cfg.open()))
+                .map_err(|panic| {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    damaged(format!("sled cannot read it ({why})"))
+                })?;
+            match opened {
+                Ok(db) => return Store::upgrade(db, cfg, sealed, seal),
+                Err(sled::Error::Corruption { at, .. }) => {
+                    return Err(damaged(format!("sled found a corrupt record at {at:?}")));
+                }
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
                         && waited < std::time::Duration::from_secs(3) =>
@@ -107,13 +160,41 @@ impl Store {
     /// (which has no format key) and a format-2 store become format 3, which reads both
     /// in place; a newer format is refused rather than reinterpreted. Then replays the
     /// journal.
-    fn upgrade(db: sled::Db, cfg: &StoreConfig) -> Result<Store, StorageError> {
+    fn upgrade(
+        db: sled::Db,
+        cfg: &StoreConfig,
+        sealed: Option<u64>,
+        seal: Option<PathBuf>,
+    ) -> Result<Store, StorageError> {
         let key = keys::meta(FORMAT_KEY);
+        let empty = db.first()?.is_none();
         let found = match meta_u64(&db, &key, "store format")? {
             Some(v) => v,
-            None if db.first()?.is_none() => STORE_FORMAT,
+            None if empty => STORE_FORMAT,
             None => 1,
         };
+        // Paired with the seal written at every checkpoint: sled holds at least what it
+        // held then. Checked before anything is written.
+        if let Some(lsn) = sealed {
+            let held =
+                meta_u64(&db, &keys::meta(JOURNAL_LSN_KEY), "journal position")?.unwrap_or(0);
+            if empty {
+                refuse_or_accept(
+                    cfg,
+                    damaged(format!(
+                        "it is empty, and its seal says it held group commits up to {lsn}"
+                    )),
+                )?;
+            } else if held < lsn {
+                refuse_or_accept(
+                    cfg,
+                    damaged(format!(
+                        "it holds group commits up to {held}, and its seal says it held them up \
+                         to {lsn}: sled lost the end of its log"
+                    )),
+                )?;
+            }
+        }
         if found > STORE_FORMAT {
             return Err(StorageError::Format {
                 found,
@@ -131,11 +212,33 @@ impl Store {
                 (Some(Arc::new(dir)), path)
             }
         };
-        let (mut journal, entries) = Journal::open(&path)?;
+        let (mut journal, entries, highest) = Journal::open(&path)?;
+        let held = meta_u64(&db, &keys::meta(JOURNAL_LSN_KEY), "journal position")?.unwrap_or(0);
+        let reachable = entries.last().map_or(held, |e| e.lsn.max(held));
+        let damaged_journal = highest.is_some_and(|h| h > reachable);
+        if let Some(highest) = highest.filter(|_| damaged_journal) {
+            refuse_or_accept(
+                cfg,
+                damaged(format!(
+                    "the journal's record of group {} is damaged, and whole records up to group \
+                     {highest} follow it",
+                    reachable + 1
+                )),
+            )?;
+        }
         let next_lsn = replay(&db, &mut journal, entries)?;
+        if damaged_journal {
+            // Accepted: the records behind the damage must never be read again, as the
+            // groups numbered after `next_lsn` will be other ones.
+            journal.wipe()?;
+        }
         if found != STORE_FORMAT || db.get(&key)?.is_none() {
             db.insert(key, &STORE_FORMAT.to_be_bytes())?;
             db.flush()?;
+        }
+        // sled holds everything up to `next_lsn - 1` now (replay flushed it).
+        if let Some(path) = &seal {
+            seal::write(path, next_lsn - 1)?;
         }
         Ok(Store {
             db,
@@ -146,6 +249,7 @@ impl Store {
                 payload: Vec::new(),
             })),
             _temporary: temporary,
+            seal,
         })
     }
 
@@ -205,6 +309,10 @@ impl Store {
         self.db
             .insert(keys::meta(JOURNAL_LSN_KEY), &applied.to_be_bytes())?;
         self.db.flush()?;
+        // After the flush: the seal never claims more than sled holds.
+        if let Some(path) = &self.seal {
+            seal::write(path, applied)?;
+        }
         j.journal.restart();
         Ok(())
     }
@@ -377,6 +485,19 @@ fn meta_u64(db: &sled::Db, key: &[u8], what: &'static str) -> Result<Option<u64>
         .transpose()
 }
 
+fn damaged(detail: String) -> StorageError {
+    StorageError::Damaged(detail)
+}
+
+/// `Err(e)`, unless the operator accepts damage: then it is logged and the open goes on.
+fn refuse_or_accept(cfg: &StoreConfig, e: StorageError) -> Result<(), StorageError> {
+    if !cfg.accept_damage {
+        return Err(e);
+    }
+    tracing::error!(error = %e, "starting anyway, as the operator asked (--accept-damaged-store): serving what is left");
+    Ok(())
+}
+
 fn corrupt(what: &'static str, detail: &str) -> StorageError {
     StorageError::Corrupt {
         what,
@@ -391,11 +512,13 @@ mod tests {
 
     const CAMPAIGN: &str = "aaaaaaaaaaaaaaaa";
 
+    /// The store in `dir` (at `dir/store`, its seal beside it).
     fn open(dir: &std::path::Path) -> Result<Store, StorageError> {
-        Store::open(&StoreConfig {
-            path: Some(dir.to_path_buf()),
-            cache_capacity: 8 << 20,
-        })
+        Store::open(&StoreConfig::at(dir.join("store"), 8 << 20))
+    }
+
+    fn journal_file(dir: &std::path::Path) -> PathBuf {
+        dir.join("store").join(JOURNAL_FILE)
     }
 
     fn coupon(seq: u64) -> CouponRecord {
@@ -411,7 +534,7 @@ mod tests {
             w.put_coupon(&coupon(seq)).unwrap();
             store.commit(&mut vec![w], true).unwrap();
         }
-        std::fs::read(dir.join(JOURNAL_FILE)).unwrap()
+        std::fs::read(journal_file(dir)).unwrap()
     }
 
     #[test]
@@ -422,7 +545,7 @@ mod tests {
         // checkpoint: only the journal has them.
         let crashed = tempfile::tempdir().unwrap();
         drop(open(crashed.path()).unwrap());
-        std::fs::write(crashed.path().join(JOURNAL_FILE), &journal).unwrap();
+        std::fs::write(journal_file(crashed.path()), &journal).unwrap();
         let store = open(crashed.path()).unwrap();
         for seq in 0..3 {
             assert_eq!(store.coupon(CAMPAIGN, seq).unwrap(), Some(coupon(seq)));
@@ -431,11 +554,11 @@ mod tests {
         let mut w = Writes::new();
         w.put_coupon(&coupon(3)).unwrap();
         store.commit(&mut vec![w], true).unwrap();
-        let journal = std::fs::read(crashed.path().join(JOURNAL_FILE)).unwrap();
+        let journal = std::fs::read(journal_file(crashed.path())).unwrap();
         drop(store);
         let again = tempfile::tempdir().unwrap();
         drop(open(again.path()).unwrap());
-        std::fs::write(again.path().join(JOURNAL_FILE), &journal).unwrap();
+        std::fs::write(journal_file(again.path()), &journal).unwrap();
         // Only group 4 is in this journal; a store that ends at group 0 cannot take it.
         assert!(matches!(
             open(again.path()),
@@ -460,9 +583,61 @@ mod tests {
         store.commit(&mut vec![w], true).unwrap();
         store.checkpoint(true).unwrap();
         drop(store);
-        std::fs::write(dir.path().join(JOURNAL_FILE), &journal).unwrap();
+        std::fs::write(journal_file(dir.path()), &journal).unwrap();
         let store = open(dir.path()).unwrap();
         assert_eq!(store.coupon(CAMPAIGN, 0).unwrap(), Some(redeemed));
         assert_eq!(store.coupon(CAMPAIGN, 1).unwrap(), Some(coupon(1)));
+    }
+
+    #[test]
+    fn a_damaged_journal_record_with_groups_after_it_is_refused_not_taken_for_a_torn_tail() {
+        let written = tempfile::tempdir().unwrap();
+        let mut journal = journal_of(written.path(), 0..3);
+        // Damage the payload of the second of three records: a crash tears the last
+        // write only, so this is damage, and groups 2 and 3 would be lost.
+        let first_len = u32::from_le_bytes(journal[4..8].try_into().unwrap()) as usize;
+        journal[20 + first_len + 20] ^= 0x40;
+        let crashed = tempfile::tempdir().unwrap();
+        drop(open(crashed.path()).unwrap());
+        std::fs::write(journal_file(crashed.path()), &journal).unwrap();
+        match open(crashed.path()) {
+            Err(StorageError::Damaged(why)) => assert!(why.contains("group 2"), "{why}"),
+            other => panic!("opened: {:?}", other.map(|_| ())),
+        }
+        // Nothing was replayed, so nothing changed: the same refusal again.
+        assert!(matches!(
+            open(crashed.path()),
+            Err(StorageError::Damaged(_))
+        ));
+        // The operator may start on what is left: group 1.
+        let store = Store::open(&StoreConfig {
+            accept_damage: true,
+            ..StoreConfig::at(crashed.path().join("store"), 8 << 20)
+        })
+        .unwrap();
+        assert_eq!(store.coupon(CAMPAIGN, 0).unwrap(), Some(coupon(0)));
+        assert_eq!(store.coupon(CAMPAIGN, 1).unwrap(), None);
+        drop(store);
+        // And that start sealed what it kept: the store opens as it is from now on.
+        assert!(open(crashed.path()).is_ok());
+    }
+
+    #[test]
+    fn a_store_that_lost_what_its_seal_says_it_held_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        journal_of(dir.path(), 0..3);
+        let store = open(dir.path()).unwrap();
+        store.checkpoint(true).unwrap();
+        drop(store);
+        // The seal is kept; the store is replaced by an older copy of itself.
+        let older = tempfile::tempdir().unwrap();
+        drop(open(older.path()).unwrap());
+        let seal = seal::path_for(&dir.path().join("store"));
+        std::fs::copy(&seal, seal::path_for(&older.path().join("store"))).unwrap();
+        match open(older.path()) {
+            Err(StorageError::Damaged(why)) => assert!(why.contains("seal"), "{why}"),
+            other => panic!("opened: {:?}", other.map(|_| ())),
+        }
+        assert!(open(dir.path()).is_ok());
     }
 }
