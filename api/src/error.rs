@@ -68,6 +68,10 @@ pub enum ApiError {
     Overloaded,
     #[error("temporarily unavailable; retry shortly")]
     Unavailable,
+    /// Fail-stop after a failed write: nothing is written until an operator restarts
+    /// the server (after freeing space). Not a blip: no `Retry-After`.
+    #[error("the store failed a write; this server accepts no writes until it is restarted")]
+    StoreFailed,
     /// The cause is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -99,7 +103,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::StoreFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -132,6 +136,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Overloaded => "overloaded",
             ApiError::Unavailable => "unavailable",
+            ApiError::StoreFailed => "store_failed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -157,6 +162,30 @@ impl ApiError {
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Logs an internal error, at most one line a second: a failure that every request
+/// meets (a damaged record read by every listing) must not write a line per request
+/// onto a disk that may be the very thing that failed. The lines left out are counted
+/// in the next one.
+fn log_internal(cause: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_SEC: AtomicU64 = AtomicU64::new(0);
+    static SKIPPED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_SEC.load(Ordering::Relaxed);
+    if now > last
+        && LAST_SEC
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let skipped = SKIPPED.swap(0, Ordering::Relaxed);
+        tracing::error!(%cause, skipped, "internal error");
+    } else {
+        SKIPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The `code` of a problem response, left in its extensions for the metrics layer.
 #[derive(Debug, Clone, Copy)]
 pub struct ProblemCode(pub &'static str);
@@ -165,7 +194,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "internal error");
+            log_internal(cause);
         }
         let mut response = (status, self.problem()).into_response();
         response.extensions_mut().insert(ProblemCode(self.code()));
@@ -203,6 +232,8 @@ impl From<EngineError> for ApiError {
             // I/O failure (the store is now fail-stop), a corrupt record: an operator
             // has to act, so no Retry-After invitation.
             e @ EngineError::Storage(_) => ApiError::Internal(e.to_string()),
+            // Logged once by the committer when it happened, not once per request.
+            EngineError::StoreFailed => ApiError::StoreFailed,
             e @ (EngineError::Actor(_) | EngineError::Mail(_)) => ApiError::Internal(e.to_string()),
         }
     }

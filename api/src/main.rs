@@ -312,6 +312,14 @@ fn config(args: ServeArgs) -> Result<Config, Box<dyn std::error::Error>> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // A file grown past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the
+    // process mid-write. Handled (and ignored) here, the write fails with EFBIG instead,
+    // and the store fails stop with a log line saying why, as on a full disk.
+    #[cfg(target_os = "linux")]
+    let _file_size_limit = {
+        const SIGXFSZ: i32 = 25;
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)).ok()
+    };
     let accept_damaged_store = args.accept_damaged_store;
     let config = Config {
         accept_damaged_store,

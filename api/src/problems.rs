@@ -55,9 +55,14 @@ pub(crate) const ACTOR: &[ApiError] = &[
     ApiError::Overloaded,
     ApiError::Unavailable,
     ApiError::Internal(String::new()),
+    ApiError::StoreFailed,
 ];
 /// A write through the committer: a stopping server, a storage failure.
-pub(crate) const WRITE: &[ApiError] = &[ApiError::Unavailable, ApiError::Internal(String::new())];
+pub(crate) const WRITE: &[ApiError] = &[
+    ApiError::Unavailable,
+    ApiError::Internal(String::new()),
+    ApiError::StoreFailed,
+];
 /// A store read: a storage failure.
 pub(crate) const READ: &[ApiError] = &[ApiError::Internal(String::new())];
 

@@ -40,6 +40,10 @@ pub enum EngineError {
     /// instance or after the restart.
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// A write failed earlier (disk full, an I/O error): the store refuses every write
+    /// until the process is restarted. The cause was logged once, when it happened.
+    #[error("the store failed a write and refuses every write until restarted")]
+    StoreFailed,
     #[error("mail: {0}")]
     Mail(#[from] MailError),
     /// The store failed (it is now fail-stop) or holds a damaged record: an operator
@@ -54,6 +58,7 @@ impl From<StorageError> for EngineError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::CommitterStopped => EngineError::ShuttingDown,
+            StorageError::FailStop { .. } => EngineError::StoreFailed,
             e => EngineError::Storage(e),
         }
     }

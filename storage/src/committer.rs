@@ -219,9 +219,10 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, counts: 
             metrics::histogram!("firstcome_commit_batch_requests").record(done.len() as f64);
             r
         };
-        if let (Err(e), None) = (&result, &poisoned) {
-            fail(counts, &mut poisoned, e.clone(), "commit");
-        }
+        let result = match (result, &poisoned) {
+            (Err(e), None) => Err(fail(counts, &mut poisoned, e, "commit")),
+            (r, _) => r,
+        };
         for d in done.drain(..) {
             // A completion runs its caller's code here (a campaign's replies, and the
             // submission of its next batch). One that panics must not take the thread
@@ -253,13 +254,22 @@ fn run(store: Store, cfg: CommitterConfig, rx: mpsc::Receiver<Request>, counts: 
     }
 }
 
-/// Fail-stop (module docs): counted, logged once, and every later request gets `e`.
-fn fail(counts: &Counts, poisoned: &mut Option<StorageError>, e: StorageError, what: &str) {
+/// Fail-stop (module docs): counted, logged once, and every later request (and those
+/// of the group that failed) gets [`StorageError::FailStop`] with `e`, which it returns.
+fn fail(
+    counts: &Counts,
+    poisoned: &mut Option<StorageError>,
+    e: StorageError,
+    what: &str,
+) -> StorageError {
     metrics::counter!("firstcome_commit_failures_total").increment(1);
-    // The alert (ops/prometheus/rules.yml) tells operators to look for this line.
+    // The alert (ops/prometheus/rules.yml) tells operators to look for this line. The
+    // one line: the requests refused from now on are not logged one by one.
     tracing::error!(error = %e, what, "group commit failed; refusing all further writes");
     counts.failed.store(true, Ordering::SeqCst);
-    *poisoned = Some(e);
+    let stopped = StorageError::FailStop { cause: Arc::new(e) };
+    *poisoned = Some(stopped.clone());
+    stopped
 }
 
 #[cfg(test)]
@@ -354,10 +364,12 @@ mod tests {
         // The thread lives on, fail-stop: the next request hears why, not silence.
         let (tx, rx) = mpsc::channel();
         committer.submit(Writes::new(), Box::new(move |r| tx.send(r).unwrap()));
-        assert!(matches!(
-            rx.recv().unwrap(),
-            Err(StorageError::CompletionPanicked)
-        ));
+        match rx.recv().unwrap() {
+            Err(StorageError::FailStop { cause }) => {
+                assert!(matches!(*cause, StorageError::CompletionPanicked))
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(!committer.is_healthy());
     }
 

@@ -19,6 +19,10 @@ pub enum StorageError {
     /// The journal file (crate docs, Journal) could not be opened, written or synced.
     #[error("{what}: {detail}")]
     Io { what: &'static str, detail: String },
+    /// A group commit failed (`cause`): the committer is fail-stop, and this and every
+    /// later request that needs it gets this, until the process restarts.
+    #[error("the store failed ({cause}) and refuses every write until it is restarted")]
+    FailStop { cause: Arc<StorageError> },
     /// A completion panicked on the committer thread: the committer stops writing.
     #[error("a commit completion panicked")]
     CompletionPanicked,

@@ -270,7 +270,21 @@ pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 /// keys and a small cache, stdout piped, and none of the caller's own `FIRSTCOME_*`
 /// settings (nor `NO_COLOR`): the caller adds what it tests and spawns it.
 pub fn serve_command(data_dir: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_firstcome"));
+    serve_command_under(&[], data_dir)
+}
+
+/// [`serve_command`] run by `wrapper` (a command and its arguments, e.g. `prlimit
+/// --fsize=N --`), which execs the binary.
+pub fn serve_command_under(wrapper: &[&str], data_dir: &Path) -> tokio::process::Command {
+    let bin = env!("CARGO_BIN_EXE_firstcome");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => tokio::process::Command::new(bin),
+    };
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("FIRSTCOME_") || k == "NO_COLOR") {
         cmd.env_remove(k);
     }

@@ -11,6 +11,7 @@ mod codes;
 mod crash;
 mod damage;
 mod export;
+mod fail_stop;
 mod formats;
 mod handlers;
 mod helpers;
