@@ -28,6 +28,13 @@ pub struct Config {
     pub issuer_key: Option<String>,
     /// How long a shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// Open client connections at most (lowered to fit the limit on open files).
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; also how long a kept-alive
+    /// connection may wait idle for its next request.
+    pub header_timeout_secs: u64,
+    /// A request's body must arrive, and its answer start, within this; else 408.
+    pub request_timeout_secs: u64,
     /// The `[mail]` table.
     pub mail: MailSettings,
     /// Start on a store found damaged, serving what is left (`--accept-damaged-store`).
@@ -187,6 +194,9 @@ impl Default for Config {
             admin_key: None,
             issuer_key: None,
             shutdown_timeout_secs: 30,
+            max_connections: 4096,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
             mail: MailSettings::default(),
             accept_damaged_store: false,
         }
@@ -210,6 +220,9 @@ pub struct FileConfig {
     pub admin_key: Option<String>,
     pub issuer_key: Option<String>,
     pub shutdown_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
     pub mail: Option<MailSettings>,
 }
 
@@ -392,6 +405,18 @@ impl Config {
                 .shutdown_timeout_secs
                 .or(file.shutdown_timeout_secs)
                 .unwrap_or(d.shutdown_timeout_secs),
+            max_connections: overrides
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
+            header_timeout_secs: overrides
+                .header_timeout_secs
+                .or(file.header_timeout_secs)
+                .unwrap_or(d.header_timeout_secs),
+            request_timeout_secs: overrides
+                .request_timeout_secs
+                .or(file.request_timeout_secs)
+                .unwrap_or(d.request_timeout_secs),
             mail: overrides.mail.or(file.mail).unwrap_or(d.mail),
             accept_damaged_store: false,
         };
@@ -409,6 +434,12 @@ impl Config {
         }
         if self.max_inflight_requests == 0 || self.max_commit_batch == 0 {
             return bad("max_inflight_requests and max_commit_batch must be positive");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be positive");
+        }
+        if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
+            return bad("header_timeout_secs and request_timeout_secs must be positive");
         }
         for (name, key) in [
             ("admin_key", &self.admin_key),

@@ -64,6 +64,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("the request body must be JSON with `Content-Type: application/json`")]
     UnsupportedMediaType,
+    #[error("the request was not received and answered in time")]
+    RequestTimeout,
     #[error("too many requests in flight; retry shortly")]
     Overloaded,
     #[error("temporarily unavailable; retry shortly")]
@@ -101,6 +103,7 @@ impl ApiError {
             | ApiError::CampaignHasCoupons => StatusCode::CONFLICT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) | ApiError::StoreFailed => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,6 +136,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::CampaignHasCoupons => "campaign_has_coupons",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Overloaded => "overloaded",
             ApiError::Unavailable => "unavailable",

@@ -7,10 +7,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod dto;
 pub mod error;
 pub mod idempotency;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod problems;
@@ -34,20 +36,27 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 pub use error::ApiError;
 pub use keys::ApiKeys;
+pub use limits::RouterLimits;
 pub use state::{AppState, Handles};
 
 /// The whole HTTP API. A function, so that tests can build it and call it directly.
 ///
 /// The routes are [`openapi::routes`], built from the documented handlers, so every
 /// route is in `/openapi.json`; only the reference UI (`/docs`) is added here.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, limits: RouterLimits) -> Router {
     use routes::ops;
     let (api, _) = openapi::routes().split_for_parts();
     api.merge(openapi::ui())
         .route_layer(axum::middleware::from_fn(metrics::track_http))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            limits::deadline(limits, req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            limits::refuse_oversized(limits, req, next)
+        }))
         // Defence in depth: a handler bug answers 500 instead of dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -170,23 +179,35 @@ impl Server {
             exports: Arc::new(tokio::sync::Semaphore::new(state::EXPORTS_AT_ONCE)),
         });
         // Around the router, not inside it, so that the request span covers all of it.
-        let app = request_id::with_request_ids(router(state.clone(), config.max_body_bytes));
+        let app = request_id::with_request_ids(router(
+            state.clone(),
+            RouterLimits {
+                max_body_bytes: config.max_body_bytes,
+                request_timeout: Duration::from_secs(config.request_timeout_secs),
+            },
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
         let timeout = Duration::from_secs(config.shutdown_timeout_secs);
         let serve_engine = engine.clone();
+        let limits = connections::ConnectionLimits {
+            max_connections: connections::fit_connections(
+                config.max_connections,
+                connections::raise_open_files_limit(),
+            ),
+            header_read_timeout: Duration::from_secs(config.header_timeout_secs),
+        };
         let task = tokio::spawn(async move {
             let shutting_down = state.shutting_down.clone();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let serve = connections::serve(listener, app, limits, async move {
                 let _ = stopped.await;
                 shutting_down.store(true, Ordering::Relaxed);
             });
             // Stop accepting, let in-flight requests finish (their replies wait for
             // durability), and give up on stragglers after the timeout.
-            let serve = tokio::spawn(async move { serve.await });
-            let mut serve = serve;
+            let mut serve = tokio::spawn(serve);
             tokio::select! {
                 r = &mut serve => {
-                    if let Ok(Err(e)) = r {
+                    if let Err(e) = r {
                         tracing::error!(error = %e, "HTTP server failed");
                     }
                 }

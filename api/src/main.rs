@@ -73,6 +73,18 @@ struct ServeArgs {
     /// Seconds a shutdown waits for in-flight requests. [default: 30]
     #[arg(long, env = "FIRSTCOME_SHUTDOWN_TIMEOUT_SECS")]
     shutdown_timeout_secs: Option<u64>,
+    /// Open client connections at most; one more is answered 503 and closed. Lowered to
+    /// fit the limit on open files (raised to its hard limit at start). [default: 4096]
+    #[arg(long, env = "FIRSTCOME_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds for a request's headers to arrive; also how long a kept-alive
+    /// connection may sit idle. [default: 10]
+    #[arg(long, env = "FIRSTCOME_HEADER_TIMEOUT_SECS")]
+    header_timeout_secs: Option<u64>,
+    /// Seconds for a request's body to arrive and its answer to start; else 408.
+    /// [default: 30]
+    #[arg(long, env = "FIRSTCOME_REQUEST_TIMEOUT_SECS")]
+    request_timeout_secs: Option<u64>,
     /// Start even though the store was found damaged (it holds less than its seal says,
     /// it is missing or empty, a journal record is damaged), serving what is left of it.
     /// Without it such a start is refused with exit status 3; read why first.
@@ -281,6 +293,9 @@ fn config(args: ServeArgs) -> Result<Config, Box<dyn std::error::Error>> {
         admin_key: args.admin_key,
         issuer_key: args.issuer_key,
         shutdown_timeout_secs: args.shutdown_timeout_secs,
+        max_connections: args.max_connections,
+        header_timeout_secs: args.header_timeout_secs,
+        request_timeout_secs: args.request_timeout_secs,
         mail: None,
     };
     let m = args.mail;

@@ -77,6 +77,12 @@ pub const METRICS: &[Described] = &[
         "HTTP requests answered 503 overloaded (shed by max_inflight_requests), by route template and method.",
     ),
     d(
+        Counter,
+        "firstcome_http_connections_refused_total",
+        Unit::Count,
+        "Connections answered 503 overloaded and closed because max_connections were open.",
+    ),
+    d(
         Gauge,
         "firstcome_ready",
         Unit::Count,

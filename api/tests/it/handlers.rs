@@ -78,7 +78,7 @@ async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() 
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(now());
     let state = state_in(&dir, 10, clock.clone()).await;
-    let app = router(state.clone(), 16 * 1024);
+    let app = router(state.clone(), firstcome_api::RouterLimits::default());
     let (status, _, c) = call(
         &app,
         "POST",
@@ -96,7 +96,7 @@ async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() 
         .await;
     drop((app, state)); // the store's last handles: it opens again only once closed
     let closed = state_in(&dir, 0, clock.clone()).await;
-    let app = router(closed.clone(), 16 * 1024);
+    let app = router(closed.clone(), firstcome_api::RouterLimits::default());
     let (status, headers, body) = call(
         &app,
         "POST",
@@ -121,7 +121,7 @@ async fn beyond_the_in_flight_cap_issue_answers_overloaded_and_issues_nothing() 
 async fn a_campaign_opens_and_closes_with_the_clock() {
     let clock = ManualClock::new(now());
     let (state, _dir) = state(10, clock.clone()).await;
-    let app = router(state, 16 * 1024);
+    let app = router(state, firstcome_api::RouterLimits::default());
     let (status, _, c) = call(
         &app,
         "POST",

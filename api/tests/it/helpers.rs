@@ -80,6 +80,22 @@ impl TestServer {
         TestServer::start_with_mail(dir, clock, MailSettings::default()).await
     }
 
+    /// A server with the test configuration as `change` leaves it.
+    pub async fn start_configured(change: impl FnOnce(Config) -> Config) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(change(config(dir.path())))
+            .await
+            .expect("server starts");
+        let base = format!("http://{}", server.addr);
+        TestServer {
+            server,
+            mail: MailSettings::default(),
+            client: client(),
+            base,
+            dir,
+        }
+    }
+
     /// A server with these mail settings (see [`smtp_mail`]).
     pub async fn start_with_mail(
         dir: TempDir,

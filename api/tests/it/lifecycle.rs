@@ -149,7 +149,7 @@ async fn redeem_and_cancel_refuse_what_they_must() {
 async fn a_coupon_past_its_validity_is_expired_for_reads_and_operations() {
     let clock = ManualClock::new("2026-11-22T09:00:00Z".parse().unwrap());
     let (state, _dir) = state(10, clock.clone()).await;
-    let app = firstcome_api::router(state, 16 * 1024);
+    let app = firstcome_api::router(state, firstcome_api::RouterLimits::default());
     let (_, _, c) = call(
         &app,
         "POST",

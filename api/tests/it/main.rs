@@ -8,6 +8,7 @@
 mod bad_input;
 mod cli;
 mod codes;
+mod connections;
 mod crash;
 mod damage;
 mod export;

@@ -1,0 +1,162 @@
+//! The HTTP server's accept loop: what a connection may hold and for how long.
+//!
+//! `axum::serve` accepts every connection and sets no timer, so idle sockets pile up to
+//! the descriptor limit (and then no client gets in), and a client that sends its
+//! headers a byte a second keeps its connection forever. This loop is the same hyper
+//! HTTP/1 connection axum uses, with:
+//! - a cap on open connections ([`ConnectionLimits::max_connections`]), kept below the
+//!   descriptor limit (raised to the hard limit at start, [`raise_open_files_limit`]): a
+//!   connection over it is answered `503 overloaded` at once and closed, so there are
+//!   always descriptors left for the store and for accepting;
+//! - a header-read timeout, which hyper also applies while a kept-alive connection waits
+//!   for its next request: the idle timeout;
+//! - accept errors logged at most once a second.
+//!
+//! The body and the handler are bounded by the router's request timeout (`lib.rs`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::error::ApiError;
+
+/// Descriptors kept for everything but client connections: the store's files, the
+/// SMTP pool, the accept itself.
+pub const RESERVED_DESCRIPTORS: u64 = 256;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Open client connections at most; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this, and a kept-alive connection is
+    /// closed after this long without a new request.
+    pub header_read_timeout: Duration,
+}
+
+/// Raises the soft limit on open files to the hard limit, and returns the limit now in
+/// effect (`None` if it cannot be read).
+pub fn raise_open_files_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the limit on open files");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
+        }
+    }
+}
+
+/// `wanted`, lowered so that the connections and [`RESERVED_DESCRIPTORS`] fit in
+/// `open_files` (logged when lowered).
+pub fn fit_connections(wanted: usize, open_files: Option<u64>) -> usize {
+    let Some(limit) = open_files else {
+        return wanted;
+    };
+    let room = limit.saturating_sub(RESERVED_DESCRIPTORS).max(1);
+    if wanted as u64 > room {
+        tracing::warn!(
+            max_connections = wanted,
+            open_files_limit = limit,
+            using = room,
+            "max_connections lowered to fit the limit on open files"
+        );
+        return room as usize;
+    }
+    wanted
+}
+
+/// Serves `app` until `stop` completes; then accepts no more, lets each connection
+/// finish the request it is on, and returns once all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    stop: impl Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let refused = metrics::counter!("firstcome_http_connections_refused_total");
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // Replies are written whole; waiting to fill a segment only delays them.
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refused.increment(1);
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let service = app
+            .clone()
+            .map_request(|req: hyper::Request<Incoming>| req.map(Body::new));
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client's broken connection or timeout: nothing to report.
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The answer to a connection over the cap: `503 overloaded` as every other refusal,
+/// then closed. Written without reading the request (that is what is refused), with a
+/// deadline, so a client that reads nothing holds the descriptor for a second at most.
+async fn refuse(mut stream: TcpStream) {
+    let e = ApiError::Overloaded;
+    let body = e.problem();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        crate::error::PROBLEM_JSON,
+        body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// An accept that failed: logged at most once a second. Out of descriptors (which the
+/// cap should prevent), wait a little for some to free rather than spin.
+async fn accept_failed(e: &std::io::Error) {
+    static LAST_LOGGED_SEC: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST_LOGGED_SEC.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(error = %e, "accepting a connection failed");
+    }
+    let out_of_descriptors = matches!(e.raw_os_error(), Some(23 | 24)); // ENFILE, EMFILE
+    if out_of_descriptors {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
