@@ -20,6 +20,7 @@ use crate::error::EngineError;
 /// The engine-wide cap on requests in flight to actors.
 pub(crate) struct Admission {
     permits: Arc<Semaphore>,
+    max_in_flight: usize,
 }
 
 /// One admitted request's place under the cap; released when dropped.
@@ -31,6 +32,7 @@ impl Admission {
     pub(crate) fn new(max_in_flight: usize) -> Admission {
         Admission {
             permits: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
         }
     }
 
@@ -39,6 +41,18 @@ impl Admission {
         self.permits
             .clone()
             .try_acquire_owned()
+            .map(|held| Permit { _held: held })
+            .map_err(|_| EngineError::Overloaded)
+    }
+
+    /// As [`Admission::admit`], for a request that weighs as much as `n` (a bulk issue of
+    /// `n` users: that many decisions, and a reply that size). At most the whole cap, so
+    /// that a request heavier than the cap can still be admitted, alone.
+    pub(crate) fn admit_weighing(&self, n: usize) -> Result<Permit, EngineError> {
+        let n = u32::try_from(n.clamp(1, self.max_in_flight)).unwrap_or(u32::MAX);
+        self.permits
+            .clone()
+            .try_acquire_many_owned(n)
             .map(|held| Permit { _held: held })
             .map_err(|_| EngineError::Overloaded)
     }
@@ -63,5 +77,25 @@ impl<T> Reply<T> {
     /// disconnected): then there is nobody to tell, and nothing else to do.
     pub(crate) fn send(self, answer: Result<T, EngineError>) {
         let _ = self.port.send(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heavy_request_takes_as_many_places_as_it_weighs_and_at_most_the_cap() {
+        let a = Admission::new(10);
+        let batch = a.admit_weighing(6).unwrap();
+        assert!(matches!(a.admit_weighing(6), Err(EngineError::Overloaded)));
+        let singles: Vec<Permit> = (0..4).map(|_| a.admit().unwrap()).collect();
+        assert!(matches!(a.admit(), Err(EngineError::Overloaded)));
+        drop((batch, singles));
+        // Heavier than the whole cap: admitted alone, holding all of it.
+        let whole = a.admit_weighing(1000).unwrap();
+        assert!(matches!(a.admit(), Err(EngineError::Overloaded)));
+        drop(whole);
+        assert!(a.admit().is_ok());
     }
 }

@@ -9,6 +9,8 @@
 //! coupons holds a few thousand rows at a time, and a client that reads slowly (or
 //! goes away) stops the reading instead of piling rows up in memory.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -101,7 +103,7 @@ pub async fn coupons(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded)?;
-    let mut rows_left = limit.unwrap_or(usize::MAX);
+    let rows_left = limit.unwrap_or(usize::MAX);
     // The first chunk before the answer starts, so that an unknown campaign is a 404,
     // not a stream that breaks.
     let first = read(
@@ -113,6 +115,10 @@ pub async fn coupons(
     )
     .await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_AHEAD);
+    let chunks = Chunks {
+        tx,
+        runtime: tokio::runtime::Handle::current(),
+    };
     let engine = state.engine.clone();
     let campaign = id.clone();
     // A thread of its own, not one of Tokio's blocking pool: it lowers its priority for
@@ -126,36 +132,19 @@ pub async fn coupons(
             if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Min) {
                 tracing::debug!(error = ?e, "could not lower the export thread's priority");
             }
-            let mut scan = first;
-            let mut header = true;
-            loop {
-                rows_left -= scan.coupons.len();
-                let chunk = encode(&scan.coupons, header);
-                header = false;
-                if tx.blocking_send(chunk).is_err() {
-                    return; // the client went away
-                }
-                let Some(next) = scan.next_after.filter(|_| rows_left > 0) else {
-                    return;
-                };
-                let rows = CSV_CHUNK_ROWS.min(rows_left);
-                match engine.campaign_coupons(
-                    &campaign,
-                    filter,
-                    Some(next),
-                    rows,
-                    MAX_READ_PER_PAGE,
-                ) {
-                    Ok(s) => scan = s,
-                    Err(e) => {
-                        // The answer has started: all that is left is to break it, so that
-                        // the client sees an incomplete transfer rather than a short export.
-                        tracing::error!(campaign = %campaign, error = %e, "export stopped");
-                        let _ = tx.blocking_send(Err(std::io::Error::other("export stopped")));
-                        return;
-                    }
-                }
-            }
+            let streamed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                stream_rows(&engine, &campaign, filter, first, rows_left, &chunks)
+            }));
+            let why = match streamed {
+                Ok(Ok(())) | Ok(Err(Stop::ClientGone)) => return,
+                Ok(Err(Stop::Failed(e))) => e.to_string(),
+                Err(_) => "the export thread panicked".to_string(),
+            };
+            // The answer has started: all that is left is to break it, so that the
+            // client sees an incomplete transfer rather than a short file that looks
+            // whole.
+            tracing::error!(campaign = %campaign, error = %why, "export stopped");
+            let _ = chunks.send(Err(std::io::Error::other("export stopped")));
         });
     spawned.map_err(|e| ApiError::Internal(format!("starting an export thread: {e}")))?;
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
@@ -168,7 +157,59 @@ pub async fn coupons(
     Ok(response)
 }
 
-/// Whether the client asked for CSV (`Accept: text/csv`, alone or among others).
+/// A client that has read nothing for this long is given up on: its export's slot (of
+/// [`crate::state::EXPORTS_AT_ONCE`]) goes to someone else.
+const STALLED_CLIENT: Duration = Duration::from_secs(30);
+
+/// The encoded chunks on their way to the response.
+struct Chunks {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    /// The server's runtime, for a send with a deadline from the export's own thread.
+    runtime: tokio::runtime::Handle,
+}
+
+/// Why the rows stopped before the last one.
+enum Stop {
+    /// Gone, or has read nothing for [`STALLED_CLIENT`].
+    ClientGone,
+    Failed(firstcome_engine::EngineError),
+}
+
+impl Chunks {
+    fn send(&self, chunk: Result<Bytes, std::io::Error>) -> Result<(), Stop> {
+        self.runtime
+            .block_on(self.tx.send_timeout(chunk, STALLED_CLIENT))
+            .map_err(|_| Stop::ClientGone)
+    }
+}
+
+/// Encodes `scan` and reads on, chunk after chunk, until the campaign ends or `rows`
+/// rows are out.
+fn stream_rows(
+    engine: &Engine,
+    campaign: &str,
+    filter: CampaignCouponFilter,
+    mut scan: CouponScan,
+    mut rows: usize,
+    chunks: &Chunks,
+) -> Result<(), Stop> {
+    let mut header = true;
+    loop {
+        rows -= scan.coupons.len();
+        chunks.send(encode(&scan.coupons, header))?;
+        header = false;
+        let Some(next) = scan.next_after.filter(|_| rows > 0) else {
+            return Ok(());
+        };
+        let limit = CSV_CHUNK_ROWS.min(rows);
+        scan = engine
+            .campaign_coupons(campaign, filter, Some(next), limit, MAX_READ_PER_PAGE)
+            .map_err(Stop::Failed)?;
+    }
+}
+
+/// Whether the client asked for CSV (`Accept: text/csv`, alone or among others, and not
+/// with `q=0`, which says "not this").
 fn wants_csv(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -176,9 +217,16 @@ fn wants_csv(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|m| {
-            m.split(';')
+            let mut parts = m.split(';').map(str::trim);
+            let csv = parts
                 .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
+                .is_some_and(|t| t.eq_ignore_ascii_case("text/csv"));
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            csv && !refused
         })
 }
 

@@ -45,7 +45,7 @@ pub(crate) struct CouponCode {
     /// anywhere or none, `O` read as `0`, `I` and `L` as `1`. A wrong check character
     /// (a typo) or anything that is not 14 code symbols is `400 invalid_code`; a code of
     /// no coupon here is `404 coupon_not_found`.
-    #[param(max_length = 27)]
+    #[param(min_length = 14, max_length = 27, pattern = "^[0-9A-Za-z*~$=-]+$")]
     code: String,
 }
 

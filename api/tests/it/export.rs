@@ -213,3 +213,46 @@ async fn a_bad_export_request_is_a_problem_before_anything_is_streamed() {
     assert_eq!(empty, json!({"coupons": [], "next_cursor": null}));
     assert!(csv(&t, a, &[]).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_that_passes_few_coupons_ends_a_page_early_with_a_cursor() {
+    let t = TestServer::start().await;
+    let c = t
+        .create_campaign(json!({"name": "sparse", "total_stock": 25_000}))
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    for b in 0..25 {
+        let users: Vec<String> = (0..1000).map(|i| format!("s{b}-{i}")).collect();
+        issue_batch(&t, cid, &users).await;
+    }
+    // The last coupon redeemed: a page reads 20,000 coupons at most, so the first page
+    // is empty and says where to go on; the second finds it.
+    let last = format!("{cid}-24999");
+    let (status, body) = send(
+        t.issuer(Method::POST, &format!("/v1/coupons/{last}/redeem"))
+            .json(&json!({"user_id": "s24-999"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, first) = page(&t, cid, &[("status", "redeemed")]).await;
+    assert_eq!(first["coupons"], json!([]));
+    assert_eq!(first["next_cursor"], format!("{cid}-19999"));
+    let (_, second) = page(
+        &t,
+        cid,
+        &[("status", "redeemed"), ("cursor", &format!("{cid}-19999"))],
+    )
+    .await;
+    assert_eq!(second["coupons"], json!([body]));
+    assert_eq!(second["next_cursor"], Value::Null);
+    // CSV goes through in one answer; `text/csv;q=0` asks for anything but CSV.
+    assert_eq!(csv(&t, cid, &[("status", "redeemed")]).await.len(), 1);
+    let (status, json_page) = send(
+        t.admin(Method::GET, &format!("/v1/campaigns/{cid}/coupons"))
+            .header(header::ACCEPT, "text/csv;q=0, application/json")
+            .query(&[("limit", "1")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_page["coupons"].as_array().unwrap().len(), 1);
+}

@@ -535,7 +535,11 @@ impl CampaignActor {
                     for user_id in user_ids {
                         match this.issue(state, effects, user_id.clone(), None)? {
                             Ok(outcome) => results.push((user_id, outcome)),
-                            Err(e) => return Ok(Err(e)),
+                            // Never today (`issue` decides or fails the actor). If it
+                            // did, the users before would be decided and in `effects`:
+                            // fail the actor rather than commit part of the batch (its
+                            // replacement recovers what is durable).
+                            Err(e) => return Err(format!("a bulk issue failed: {e}").into()),
                         }
                     }
                     Ok(Ok(BatchOutcome { results }))

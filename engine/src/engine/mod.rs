@@ -271,6 +271,16 @@ impl Engine {
         msg: impl FnOnce(Reply<T>) -> CampaignMsg,
     ) -> Result<T, EngineError> {
         let permit = self.admission.admit()?;
+        self.call_actor_with(actor, permit, msg).await
+    }
+
+    /// [`Engine::call_actor`] with a permit already taken.
+    async fn call_actor_with<T: Send + 'static>(
+        &self,
+        actor: &ActorRef<CampaignMsg>,
+        permit: crate::admission::Permit,
+        msg: impl FnOnce(Reply<T>) -> CampaignMsg,
+    ) -> Result<T, EngineError> {
         match actor.call(|port| msg(Reply::new(port, permit)), None).await {
             Ok(CallResult::Success(r)) => r,
             // The actor died with the request in its mailbox, or is gone.
@@ -358,10 +368,19 @@ impl Engine {
                 "user_ids must hold 1 to {MAX_BATCH_USERS} user ids"
             )));
         }
-        let actor = self.actor(&batch.campaign_id)?;
-        let result = self
-            .call_actor(&actor, |reply| CampaignMsg::IssueBatch(batch, reply))
-            .await;
+        let result = match self.actor(&batch.campaign_id) {
+            // As many places under the cap as the decisions it carries.
+            Ok(actor) => match self.admission.admit_weighing(n) {
+                Ok(permit) => {
+                    self.call_actor_with(&actor, permit, |reply| {
+                        CampaignMsg::IssueBatch(batch, reply)
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
         match &result {
             Ok(Idempotent::Fresh(b) | Idempotent::Recorded { value: b, .. }) => {
                 for (_, o) in &b.results {
@@ -371,6 +390,9 @@ impl Engine {
             Ok(Idempotent::Replay(_)) => self.metrics.issue_decisions("replayed", 1),
             Ok(Idempotent::KeyReused) => self.metrics.issue_decisions("idempotency_key_reused", 1),
             Err(EngineError::Overloaded) => self.metrics.issue_decisions("overloaded", 1),
+            Err(EngineError::CampaignNotFound) => {
+                self.metrics.issue_decisions("campaign_not_found", 1)
+            }
             Err(_) => self.metrics.issue_decisions("error", 1),
         }
         result
