@@ -136,7 +136,7 @@ pub async fn coupons(
                 stream_rows(&engine, &campaign, filter, first, rows_left, &chunks)
             }));
             let why = match streamed {
-                Ok(Ok(())) | Ok(Err(Stop::ClientGone)) => return,
+                Ok(Ok(()) | Err(Stop::ClientGone)) => return,
                 Ok(Err(Stop::Failed(e))) => e.to_string(),
                 Err(_) => "the export thread panicked".to_string(),
             };
