@@ -29,3 +29,4 @@ mod openapi;
 mod ops_files;
 mod restart;
 mod smtp;
+mod soak;
