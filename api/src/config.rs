@@ -35,6 +35,9 @@ pub struct Config {
     pub header_timeout_secs: u64,
     /// A request's body must arrive, and its answer start, within this; else 408.
     pub request_timeout_secs: u64,
+    /// A request that waited longer than this for its campaign's actor is answered
+    /// 503 `overloaded` before any work.
+    pub queue_deadline_ms: u64,
     /// The `[mail]` table.
     pub mail: MailSettings,
     /// Start on a store found damaged, serving what is left (`--accept-damaged-store`).
@@ -197,6 +200,7 @@ impl Default for Config {
             max_connections: 4096,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
+            queue_deadline_ms: 2000,
             mail: MailSettings::default(),
             accept_damaged_store: false,
         }
@@ -223,6 +227,7 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub header_timeout_secs: Option<u64>,
     pub request_timeout_secs: Option<u64>,
+    pub queue_deadline_ms: Option<u64>,
     pub mail: Option<MailSettings>,
 }
 
@@ -417,6 +422,10 @@ impl Config {
                 .request_timeout_secs
                 .or(file.request_timeout_secs)
                 .unwrap_or(d.request_timeout_secs),
+            queue_deadline_ms: overrides
+                .queue_deadline_ms
+                .or(file.queue_deadline_ms)
+                .unwrap_or(d.queue_deadline_ms),
             mail: overrides.mail.or(file.mail).unwrap_or(d.mail),
             accept_damaged_store: false,
         };
@@ -437,6 +446,9 @@ impl Config {
         }
         if self.max_connections == 0 {
             return bad("max_connections must be positive");
+        }
+        if self.queue_deadline_ms == 0 {
+            return bad("queue_deadline_ms must be positive");
         }
         if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
             return bad("header_timeout_secs and request_timeout_secs must be positive");

@@ -154,6 +154,7 @@ impl Server {
                 },
                 mail: config.mail.engine_config(&config.data_dir)?,
                 max_in_flight: config.max_inflight_requests,
+                queue_deadline: Duration::from_millis(config.queue_deadline_ms),
             },
         )
         .await?;

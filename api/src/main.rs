@@ -85,6 +85,10 @@ struct ServeArgs {
     /// [default: 30]
     #[arg(long, env = "FIRSTCOME_REQUEST_TIMEOUT_SECS")]
     request_timeout_secs: Option<u64>,
+    /// Milliseconds a request may wait for its campaign's actor; one that waited longer
+    /// is answered 503 `overloaded` before any work. [default: 2000]
+    #[arg(long, env = "FIRSTCOME_QUEUE_DEADLINE_MS")]
+    queue_deadline_ms: Option<u64>,
     /// Start even though the store was found damaged (it holds less than its seal says,
     /// it is missing or empty, a journal record is damaged), serving what is left of it.
     /// Without it such a start is refused with exit status 3; read why first.
@@ -296,6 +300,7 @@ fn config(args: ServeArgs) -> Result<Config, Box<dyn std::error::Error>> {
         max_connections: args.max_connections,
         header_timeout_secs: args.header_timeout_secs,
         request_timeout_secs: args.request_timeout_secs,
+        queue_deadline_ms: args.queue_deadline_ms,
         mail: None,
     };
     let m = args.mail;

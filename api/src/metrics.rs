@@ -78,6 +78,12 @@ pub const METRICS: &[Described] = &[
     ),
     d(
         Counter,
+        "firstcome_requests_shed_total",
+        Unit::Count,
+        "Requests answered 503 overloaded by their campaign's actor, undecided, because they waited longer than queue_deadline_ms.",
+    ),
+    d(
+        Counter,
         "firstcome_http_connections_refused_total",
         Unit::Count,
         "Connections answered 503 overloaded and closed because max_connections were open.",

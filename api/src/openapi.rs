@@ -369,6 +369,7 @@ mod tests {
             dto::CAMPAIGN_ID_PATTERN,
             dto::COUPON_ID_PATTERN,
             dto::LOCALE_PATTERN,
+            dto::CODE_PATTERN,
         ]
         .into_iter()
         .map(String::from)

@@ -11,6 +11,7 @@
 //! and clients that time out and retry must not be able to grow those past the cap.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ractor::RpcReplyPort;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -63,6 +64,9 @@ impl Admission {
 pub(crate) struct Reply<T> {
     port: RpcReplyPort<Result<T, EngineError>>,
     _permit: Permit,
+    /// When the request was admitted: how long it has waited is how an actor knows to
+    /// shed it ([`Reply::waited`]).
+    admitted: Instant,
 }
 
 impl<T> Reply<T> {
@@ -70,7 +74,13 @@ impl<T> Reply<T> {
         Reply {
             port,
             _permit: permit,
+            admitted: Instant::now(),
         }
+    }
+
+    /// Time since the request was admitted.
+    pub(crate) fn waited(&self) -> Duration {
+        self.admitted.elapsed()
     }
 
     /// Sends the answer and frees the permit. The caller may have gone (its client

@@ -35,8 +35,8 @@ mod user_index;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{CodeError, CouponCodes, MAX_CODE_CHARS, is_well_formed as is_well_formed_code};
 pub use engine::{
-    CampaignCouponFilter, CouponFilter, CouponScan, DEFAULT_MAX_IN_FLIGHT, Engine, EngineConfig,
-    open_store,
+    CampaignCouponFilter, CouponFilter, CouponScan, DEFAULT_MAX_IN_FLIGHT, DEFAULT_QUEUE_DEADLINE,
+    Engine, EngineConfig, open_store,
 };
 pub use error::EngineError;
 pub use firstcome_storage::{

@@ -46,6 +46,10 @@ pub const NAME_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f\u00
 pub const CAMPAIGN_ID_PATTERN: &str = r"^[0-9a-hjkmnp-tv-z]{16}$";
 /// `firstcome_engine::parse_coupon_id`: `{campaign_id}-{seq}`, no leading zeros.
 pub const COUPON_ID_PATTERN: &str = r"^[0-9a-hjkmnp-tv-z]{16}-(0|[1-9][0-9]{0,18})$";
+/// `firstcome_engine::CodeError`'s rules, loosely: the symbols a code may be typed with
+/// (Crockford's, any case, its look-alikes, the check symbols, dashes). With lengths 14
+/// to 27; the check character is the server's to judge.
+pub const CODE_PATTERN: &str = r"^[0-9A-Za-z*~$=-]+$";
 /// `Contact::new`: a language tag such as `en` or `ko-KR`, 2 to 35 characters.
 pub const LOCALE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9-]{1,34}$";
 

@@ -238,7 +238,7 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
 
     // A clean start, and every acknowledged answer checked against it.
     let p = spawn(dir.path(), Duration::from_secs(60)).await.unwrap();
-    let l = ledger.lock().unwrap();
+    let l = std::mem::take(&mut *ledger.lock().unwrap());
     let mut served: BTreeMap<String, Value> = BTreeMap::new();
     let mut duplicates = 0u64;
     let mut oversold = 0u64;
@@ -298,6 +298,5 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
         (lost_coupons, lost_changes, oversold, duplicates, mismatches),
         (0, 0, 0, 0, 0)
     );
-    drop(l);
     terminate(p).await;
 }

@@ -89,6 +89,45 @@ pub(crate) enum CampaignMsg {
     InjectPanic,
 }
 
+impl CampaignMsg {
+    /// How long a client's request has waited since its admission (`None`: not a
+    /// client's request).
+    fn waited(&self) -> Option<Duration> {
+        match self {
+            CampaignMsg::Issue(_, r) => Some(r.waited()),
+            CampaignMsg::IssueBatch(_, r) => Some(r.waited()),
+            CampaignMsg::UseCoupon { reply, .. } => Some(reply.waited()),
+            CampaignMsg::Get(r) | CampaignMsg::Update(_, r) | CampaignMsg::Close(r) => {
+                Some(r.waited())
+            }
+            CampaignMsg::Delete(r) => Some(r.waited()),
+            CampaignMsg::Stats(r) => Some(r.waited()),
+            CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => None,
+            #[cfg(test)]
+            CampaignMsg::InjectFailure | CampaignMsg::InjectPanic => None,
+        }
+    }
+
+    /// Answers a client's request `Overloaded`, deciding nothing: an answer that says
+    /// nothing of the campaign's state, so it needs no commit.
+    fn shed(self) {
+        use EngineError::Overloaded;
+        match self {
+            CampaignMsg::Issue(_, r) => r.send(Err(Overloaded)),
+            CampaignMsg::IssueBatch(_, r) => r.send(Err(Overloaded)),
+            CampaignMsg::UseCoupon { reply, .. } => reply.send(Err(Overloaded)),
+            CampaignMsg::Get(r) | CampaignMsg::Update(_, r) | CampaignMsg::Close(r) => {
+                r.send(Err(Overloaded))
+            }
+            CampaignMsg::Delete(r) => r.send(Err(Overloaded)),
+            CampaignMsg::Stats(r) => r.send(Err(Overloaded)),
+            CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => {}
+            #[cfg(test)]
+            CampaignMsg::InjectFailure | CampaignMsg::InjectPanic => {}
+        }
+    }
+}
+
 /// How an actor starts.
 pub(crate) enum Start {
     /// A campaign just created (and durable): nothing to recover.
@@ -107,6 +146,9 @@ pub(crate) struct CampaignActor {
     /// `None` when mail is off: then no decision writes mail jobs.
     pub(crate) mail: Option<Arc<MailHandle>>,
     pub(crate) live: Arc<LiveSubmissions>,
+    /// A request that waited longer than this since its admission is answered
+    /// `Overloaded` before any work (`EngineConfig::queue_deadline`).
+    pub(crate) queue_deadline: Duration,
 }
 
 pub(crate) struct CampaignState {
@@ -483,6 +525,16 @@ impl Actor for CampaignActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        if message
+            .waited()
+            .is_some_and(|waited| waited > self.queue_deadline)
+        {
+            // Its client has waited long enough for an answer to be worth less than the
+            // work: shed, as admission sheds at the door. Nothing is decided.
+            metrics::counter!("firstcome_requests_shed_total").increment(1);
+            message.shed();
+            return Ok(());
+        }
         let handled = if state.deleted {
             self.refuse_deleted(state, message)
         } else {

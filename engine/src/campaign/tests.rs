@@ -10,7 +10,7 @@ use super::CampaignMsg;
 use crate::admission::Reply;
 use crate::model::{CampaignPatch, CouponChange, CouponValidity, Idempotent, NewCampaign};
 use crate::request::{CouponAction, CouponUse, IssueRequest};
-use crate::{Engine, EngineConfig, IssueOutcome, SystemClock};
+use crate::{Engine, EngineConfig, EngineError, IssueOutcome, SystemClock};
 
 /// An issue without a key, answered as the outcome itself.
 async fn issue(engine: &Engine, campaign: &str, user: &str) -> IssueOutcome {
@@ -74,15 +74,50 @@ async fn replaced(engine: &Engine, id: &str, old: ractor::ActorId) {
 }
 
 async fn engine(dir: &std::path::Path) -> Engine {
+    engine_with(dir, EngineConfig::default()).await
+}
+
+async fn engine_with(dir: &std::path::Path, config: EngineConfig) -> Engine {
     let store = Store::open(&StoreConfig {
         path: Some(dir.join("store")),
         cache_capacity: 8 << 20,
         accept_damage: false,
     })
     .unwrap();
-    Engine::start(store, Arc::new(SystemClock), EngineConfig::default())
+    Engine::start(store, Arc::new(SystemClock), config)
         .await
         .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_waited_past_the_queue_deadline_is_shed_and_decides_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = engine(dir.path()).await;
+    let id = campaign(&first, "late", 10).await;
+    first.shutdown(Duration::from_secs(5)).await;
+    drop(first);
+    // Every request has waited longer than no time at all.
+    let impatient = EngineConfig {
+        queue_deadline: Duration::ZERO,
+        ..EngineConfig::default()
+    };
+    let late = engine_with(dir.path(), impatient).await;
+    for user in ["u1", "u2", "u3"] {
+        let shed = late.issue(IssueRequest::new(id.clone(), user)).await;
+        assert!(matches!(shed, Err(EngineError::Overloaded)), "{shed:?}");
+    }
+    assert!(matches!(
+        late.campaign(&id).await,
+        Err(EngineError::Overloaded)
+    ));
+    late.shutdown(Duration::from_secs(5)).await;
+    drop(late);
+    let patient = engine(dir.path()).await;
+    assert_eq!(patient.campaign(&id).await.unwrap().issued, 0);
+    assert!(matches!(
+        issue(&patient, &id, "u1").await,
+        IssueOutcome::Issued(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

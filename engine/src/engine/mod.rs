@@ -51,7 +51,14 @@ pub struct EngineConfig {
     /// the supervisor); beyond it, [`EngineError::Overloaded`]. This is what bounds
     /// memory under overload: actor mailboxes are unbounded.
     pub max_in_flight: usize,
+    /// A request that waited longer than this in a campaign's mailbox (since its
+    /// admission) is answered [`EngineError::Overloaded`] before any work: under
+    /// overload, late answers are shed rather than queued.
+    pub queue_deadline: Duration,
 }
+
+/// The default [`EngineConfig::queue_deadline`].
+pub const DEFAULT_QUEUE_DEADLINE: Duration = Duration::from_secs(2);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -59,6 +66,7 @@ impl Default for EngineConfig {
             committer: CommitterConfig::default(),
             mail: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            queue_deadline: DEFAULT_QUEUE_DEADLINE,
         }
     }
 }
@@ -176,6 +184,7 @@ impl Engine {
             index: index.clone(),
             mail: mailer.as_ref().map(|m| m.handle.clone()),
             live: live.clone(),
+            queue_deadline: config.queue_deadline,
         };
         let started = Instant::now();
         let count = records.len();
