@@ -160,3 +160,16 @@ async fn accept_failed(e: &std::io::Error) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_room_for_the_reserved_descriptors() {
+        assert_eq!(fit_connections(4096, Some(100_000)), 4096);
+        assert_eq!(fit_connections(4096, Some(1024)), 1024 - 256);
+        assert_eq!(fit_connections(4096, Some(100)), 1);
+        assert_eq!(fit_connections(10, None), 10);
+    }
+}
