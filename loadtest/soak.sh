@@ -11,6 +11,14 @@
 # Prints the report line: cycles, acknowledged, lost, oversold, duplicates, mismatches.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
 FIRSTCOME_SOAK_CYCLES=${CYCLES:-200} cargo test -q --release -p firstcome-api --test it \
-    soak::kill_9_at_random_moments_loses_nothing_acknowledged -- --exact --nocapture 2>&1 |
-    grep -E '^soak:|panicked|test result'
+    soak::kill_9_at_random_moments_loses_nothing_acknowledged -- --exact --nocapture \
+    >"$out" 2>&1 || status=$?
+if [ "$status" -ne 0 ]; then
+    cat "$out" # the server's stderr too: why a start failed
+    exit "$status"
+fi
+grep -E '^soak:|test result' "$out"

@@ -35,6 +35,9 @@ struct Acked {
 struct Ledger {
     /// Acknowledged coupons by id, as answered.
     coupons: HashMap<String, Value>,
+    /// The ids of the coupons each worker was given: a worker changes only its own, so
+    /// the changes of one coupon are decided in the order their answers arrive.
+    by_worker: HashMap<usize, Vec<String>>,
     /// Every acknowledged keyed answer.
     answers: Vec<Acked>,
     /// Coupon id -> its last acknowledged status, and whether a change of it was left
@@ -66,8 +69,13 @@ async fn spawn(dir: &std::path::Path, kill_after: Duration) -> Option<Process> {
     };
     match tokio::time::timeout(kill_after, listening).await {
         Ok(Some(base)) => Some(Process { child, base }),
+        // It stopped by itself before listening: never right, whatever the last kill left.
+        Ok(None) => {
+            let status = child.wait().await.unwrap();
+            panic!("firstcome exited while starting: {status:?} (its stderr is above)");
+        }
         // Killed during start-up or recovery.
-        Ok(None) | Err(_) => {
+        Err(_) => {
             child.kill().await.unwrap();
             None
         }
@@ -101,10 +109,10 @@ async fn load(
                     None
                 } else {
                     let l = ledger.lock().unwrap();
-                    let n = l.coupons.len();
-                    (n > 0).then(|| {
-                        let k = rand::rng().random_range(0..n);
-                        l.coupons.values().nth(k).cloned().unwrap()
+                    let mine = l.by_worker.get(&w).map_or(&[][..], Vec::as_slice);
+                    (!mine.is_empty()).then(|| {
+                        let id = &mine[rand::rng().random_range(0..mine.len())];
+                        l.coupons[id].clone()
                     })
                 };
                 let (path, body, coupon_id) = match &target {
@@ -135,16 +143,18 @@ async fn load(
                     .bearer_auth(ISSUER_KEY)
                     .header("Idempotency-Key", &key)
                     .json(&body);
+                // The kill: a request still in flight is one whose answer is lost (it
+                // may have been decided), like one whose connection broke.
                 let answer = tokio::select! {
-                    r = sent.send() => r,
-                    () = stop.notified() => return,
+                    r = sent.send() => r.ok(),
+                    () = stop.notified() => None,
                 };
                 let answered = match answer {
-                    Ok(r) => {
+                    Some(r) => {
                         let status = r.status().as_u16();
                         r.bytes().await.ok().map(|b| (status, b.to_vec()))
                     }
-                    Err(_) => None,
+                    None => None,
                 };
                 let mut l = ledger.lock().unwrap();
                 let Some((status, bytes)) = answered else {
@@ -160,7 +170,9 @@ async fn load(
                 let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 if status == 201 {
                     let c = v["coupon"].clone();
-                    l.coupons.insert(c["id"].as_str().unwrap().to_string(), c);
+                    let id = c["id"].as_str().unwrap().to_string();
+                    l.by_worker.entry(w).or_default().push(id.clone());
+                    l.coupons.insert(id, c);
                 }
                 if let (Some(id), 200) = (&coupon_id, status) {
                     l.last_use.insert(
