@@ -20,37 +20,32 @@ use crate::problems::{ACTOR, BODY, CODE, INPUT, KEY, READ, Replay, problems};
 use crate::routes::{CouponCode, CouponId, IdempotencyKey, UserId};
 use crate::state::AppState;
 
+/// What a redeem decides against: the same by id and by code.
+const REDEEM_REFUSALS: &[ApiError] = &[
+    ApiError::CouponNotFound,
+    ApiError::NotOwner,
+    ApiError::AlreadyRedeemed,
+    ApiError::Expired,
+    ApiError::IdempotencyKeyReused,
+];
+/// What a cancel-redemption decides against.
+const CANCEL_REFUSALS: &[ApiError] = &[
+    ApiError::CouponNotFound,
+    ApiError::NotOwner,
+    ApiError::NotRedeemed,
+    ApiError::OrderMismatch,
+    ApiError::IdempotencyKeyReused,
+];
+
 problems!(
     RedeemErrors,
     Replay::Decided,
-    [
-        KEY,
-        BODY,
-        ACTOR,
-        &[
-            ApiError::CouponNotFound,
-            ApiError::NotOwner,
-            ApiError::AlreadyRedeemed,
-            ApiError::Expired,
-            ApiError::IdempotencyKeyReused,
-        ]
-    ]
+    [KEY, BODY, ACTOR, REDEEM_REFUSALS]
 );
 problems!(
     CancelErrors,
     Replay::Decided,
-    [
-        KEY,
-        BODY,
-        ACTOR,
-        &[
-            ApiError::CouponNotFound,
-            ApiError::NotOwner,
-            ApiError::NotRedeemed,
-            ApiError::OrderMismatch,
-            ApiError::IdempotencyKeyReused,
-        ]
-    ]
+    [KEY, BODY, ACTOR, CANCEL_REFUSALS]
 );
 problems!(
     GetErrors,
@@ -61,36 +56,12 @@ problems!(OfUserErrors, Replay::No, [KEY, INPUT, READ]);
 problems!(
     RedeemByCodeErrors,
     Replay::Decided,
-    [
-        KEY,
-        BODY,
-        ACTOR,
-        CODE,
-        &[
-            ApiError::CouponNotFound,
-            ApiError::NotOwner,
-            ApiError::AlreadyRedeemed,
-            ApiError::Expired,
-            ApiError::IdempotencyKeyReused,
-        ]
-    ]
+    [KEY, BODY, ACTOR, CODE, REDEEM_REFUSALS]
 );
 problems!(
     CancelByCodeErrors,
     Replay::Decided,
-    [
-        KEY,
-        BODY,
-        ACTOR,
-        CODE,
-        &[
-            ApiError::CouponNotFound,
-            ApiError::NotOwner,
-            ApiError::NotRedeemed,
-            ApiError::OrderMismatch,
-            ApiError::IdempotencyKeyReused,
-        ]
-    ]
+    [KEY, BODY, ACTOR, CODE, CANCEL_REFUSALS]
 );
 problems!(
     GetByCodeErrors,
@@ -241,16 +212,13 @@ async fn use_coupon_by_id(
     )
 )]
 pub async fn redeem_by_code(
-    _: Issuer,
-    State(state): State<AppState>,
-    ApiPath(code): ApiPath<String>,
+    issuer: Issuer,
+    state: State<AppState>,
+    code: ApiPath<String>,
     headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body?;
-    req.validate()?;
-    let id = state.engine.coupon_id_of_code(&code)?;
-    use_coupon_by_id(&state, id, &headers, req, CouponAction::Redeem).await
+    use_coupon_by_code(issuer, state, code, headers, body, CouponAction::Redeem).await
 }
 
 /// Undo a redemption by the coupon's code. Otherwise as
@@ -270,16 +238,29 @@ pub async fn redeem_by_code(
     )
 )]
 pub async fn cancel_redemption_by_code(
+    issuer: Issuer,
+    state: State<AppState>,
+    code: ApiPath<String>,
+    headers: HeaderMap,
+    body: Result<Json<CouponUseRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let action = CouponAction::CancelRedemption;
+    use_coupon_by_code(issuer, state, code, headers, body, action).await
+}
+
+/// The code route: the code names the coupon, then it is the id route.
+async fn use_coupon_by_code(
     _: Issuer,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Json<CouponUseRequest>, JsonRejection>,
+    action: CouponAction,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     req.validate()?;
     let id = state.engine.coupon_id_of_code(&code)?;
-    use_coupon_by_id(&state, id, &headers, req, CouponAction::CancelRedemption).await
+    use_coupon_by_id(&state, id, &headers, req, action).await
 }
 
 /// Read a coupon by its code (typed as for redeeming), with its status as of now.

@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::crash::{spawn_configured, terminate};
-use crate::helpers::{ADMIN_KEY, all_coupons, client, send, serve_command};
+use crate::helpers::{all_coupons, client, create_campaign_at, issue_thousand, serve_command};
 
 const COUPONS: usize = 20_000;
 
@@ -21,31 +20,10 @@ async fn stopped_store() -> (tempfile::TempDir, String, Vec<Value>) {
     let dir = tempfile::tempdir().unwrap();
     let p = spawn_configured(dir.path(), None).await;
     let http = client();
-    let (status, c) = send(
-        http.post(format!("{}/v1/campaigns", p.base))
-            .bearer_auth(ADMIN_KEY)
-            .json(&json!({"name": "damage", "total_stock": COUPONS})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{c}");
-    let cid = c["id"].as_str().unwrap().to_string();
+    let cid = create_campaign_at(&http, &p.base, "damage", COUPONS as u64).await;
     let mut acked = Vec::new();
     for b in 0..COUPONS / 1000 {
-        let users: Vec<String> = (0..1000).map(|i| format!("u{b}-{i}")).collect();
-        let (status, body) = send(
-            http.post(format!("{}/v1/campaigns/{cid}/issue-batch", p.base))
-                .bearer_auth(ADMIN_KEY)
-                .json(&json!({ "user_ids": users })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        acked.extend(
-            body["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["coupon"].clone()),
-        );
+        acked.extend(issue_thousand(&http, &p.base, &cid, b).await.unwrap());
     }
     terminate(p).await;
     (dir, cid, acked)

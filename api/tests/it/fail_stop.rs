@@ -11,8 +11,8 @@ use tokio::io::AsyncReadExt;
 
 use crate::crash::{Process, terminate};
 use crate::helpers::{
-    ADMIN_KEY, all_coupons, assert_problem, client, listening_address, send, serve_command,
-    serve_command_under,
+    ADMIN_KEY, all_coupons, assert_problem, client, create_campaign_at, issue_thousand,
+    listening_address, serve_command, serve_command_under,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,36 +27,17 @@ async fn a_failed_write_stops_the_store_with_one_log_line_and_loses_nothing_ackn
     let base = listening_address(&mut child).await;
     let mut stderr = child.stderr.take().unwrap();
     let http = client();
-    let (status, c) = send(
-        http.post(format!("{base}/v1/campaigns"))
-            .bearer_auth(ADMIN_KEY)
-            .json(&json!({"name": "full", "total_stock": 1_000_000})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{c}");
-    let cid = c["id"].as_str().unwrap().to_string();
-
+    let cid = create_campaign_at(&http, &base, "full", 1_000_000).await;
     let mut acked: Vec<Value> = Vec::new();
     let mut failed = None;
     for b in 0..1000 {
-        let users: Vec<String> = (0..1000).map(|i| format!("u{b}-{i}")).collect();
-        let (status, body) = send(
-            http.post(format!("{base}/v1/campaigns/{cid}/issue-batch"))
-                .bearer_auth(ADMIN_KEY)
-                .json(&json!({ "user_ids": users })),
-        )
-        .await;
-        if status != StatusCode::OK {
-            failed = Some((status, body));
-            break;
+        match issue_thousand(&http, &base, &cid, b).await {
+            Ok(coupons) => acked.extend(coupons),
+            Err(refused) => {
+                failed = Some(refused);
+                break;
+            }
         }
-        acked.extend(
-            body["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["coupon"].clone()),
-        );
     }
     let (status, body) = failed.expect("the size limit was never reached");
     assert_problem(status, &body, 500, "store_failed");

@@ -250,6 +250,40 @@ pub async fn all_coupons(http: &Client, base: &str, cid: &str) -> Vec<Value> {
     }
 }
 
+/// Creates a campaign of `stock` on the server at `base`; returns its id.
+pub async fn create_campaign_at(http: &Client, base: &str, name: &str, stock: u64) -> String {
+    let (status, c) = send(
+        http.post(format!("{base}/v1/campaigns"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": name, "total_stock": stock})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    c["id"].as_str().unwrap().to_string()
+}
+
+/// Bulk issue `batch` of 1,000 users ("u{batch}-{i}"): the coupons issued, or the
+/// status and problem of a refusal.
+pub async fn issue_thousand(
+    http: &Client,
+    base: &str,
+    cid: &str,
+    batch: usize,
+) -> Result<Vec<Value>, (StatusCode, Value)> {
+    let users: Vec<String> = (0..1000).map(|i| format!("u{batch}-{i}")).collect();
+    let (status, body) = send(
+        http.post(format!("{base}/v1/campaigns/{cid}/issue-batch"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({ "user_ids": users })),
+    )
+    .await;
+    if status != StatusCode::OK {
+        return Err((status, body));
+    }
+    let results = body["results"].as_array().unwrap();
+    Ok(results.iter().map(|r| r["coupon"].clone()).collect())
+}
+
 /// Asserts an RFC 9457 problem with the given status and code.
 #[track_caller]
 pub fn assert_problem(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
