@@ -16,7 +16,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -31,6 +30,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::error::ApiError;
+use crate::log_limit::OncePerSecond;
 
 /// Descriptors kept for everything but client connections: the store's files, the
 /// SMTP pool, the accept itself.
@@ -148,12 +148,9 @@ async fn refuse(mut stream: TcpStream) {
 /// An accept that failed: logged at most once a second. Out of descriptors (which the
 /// cap should prevent), wait a little for some to free rather than spin.
 async fn accept_failed(e: &std::io::Error) {
-    static LAST_LOGGED_SEC: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if LAST_LOGGED_SEC.swap(now, Ordering::Relaxed) != now {
-        tracing::warn!(error = %e, "accepting a connection failed");
+    static LIMIT: OncePerSecond = OncePerSecond::new();
+    if let Some(skipped) = LIMIT.allow() {
+        tracing::warn!(error = %e, skipped, "accepting a connection failed");
     }
     let out_of_descriptors = matches!(e.raw_os_error(), Some(23 | 24)); // ENFILE, EMFILE
     if out_of_descriptors {

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use firstcome_engine::{EngineError, NotActiveReason};
 use serde_json::json;
 
+use crate::log_limit::OncePerSecond;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -166,27 +168,12 @@ impl ApiError {
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Logs an internal error, at most one line a second: a failure that every request
-/// meets (a damaged record read by every listing) must not write a line per request
-/// onto a disk that may be the very thing that failed. The lines left out are counted
-/// in the next one.
+/// Logs an internal error, at most one line a second (`OncePerSecond`): a damaged
+/// record read by every listing must not log a line per request.
 fn log_internal(cause: &str) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST_SEC: AtomicU64 = AtomicU64::new(0);
-    static SKIPPED: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let last = LAST_SEC.load(Ordering::Relaxed);
-    if now > last
-        && LAST_SEC
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        let skipped = SKIPPED.swap(0, Ordering::Relaxed);
+    static LIMIT: OncePerSecond = OncePerSecond::new();
+    if let Some(skipped) = LIMIT.allow() {
         tracing::error!(%cause, skipped, "internal error");
-    } else {
-        SKIPPED.fetch_add(1, Ordering::Relaxed);
     }
 }
 

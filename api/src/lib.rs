@@ -13,6 +13,7 @@ pub mod error;
 pub mod idempotency;
 pub mod keys;
 pub mod limits;
+mod log_limit;
 pub mod metrics;
 pub mod openapi;
 pub mod problems;
@@ -52,10 +53,7 @@ pub fn router(state: AppState, limits: RouterLimits) -> Router {
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn(move |req, next| {
-            limits::deadline(limits, req, next)
-        }))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            limits::refuse_oversized(limits, req, next)
+            limits::enforce(limits, req, next)
         }))
         // Defence in depth: a handler bug answers 500 instead of dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

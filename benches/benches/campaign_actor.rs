@@ -67,12 +67,8 @@ fn bench_issue(c: &mut Criterion) {
         .build()
         .expect("tokio runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&StoreConfig {
-        path: Some(dir.path().join("store")),
-        cache_capacity: 64 << 20,
-        accept_damage: false,
-    })
-    .expect("opening the store");
+    let store = Store::open(&StoreConfig::at(dir.path().join("store"), 64 << 20))
+        .expect("opening the store");
     let engine = rt
         .block_on(Engine::start(
             store,

@@ -697,12 +697,7 @@ fn report(group: &str, tallies: &[(String, Arc<Tally>)]) {
 }
 
 fn open_store(path: &Path) -> Store {
-    Store::open(&StoreConfig {
-        path: Some(path.to_path_buf()),
-        cache_capacity: 64 << 20,
-        accept_damage: false,
-    })
-    .expect("opening the store")
+    Store::open(&StoreConfig::at(path.to_path_buf(), 64 << 20)).expect("opening the store")
 }
 
 fn main() {

@@ -35,11 +35,7 @@ fn count() -> Result<u64, Error> {
 async fn main() -> Result<(), Error> {
     let count = count()?;
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&StoreConfig {
-        path: Some(dir.path().join("store")),
-        cache_capacity: 64 << 20,
-        accept_damage: false,
-    })?;
+    let store = Store::open(&StoreConfig::at(dir.path().join("store"), 64 << 20))?;
     let clock = ManualClock::new("2026-11-22T00:00:00Z".parse()?);
     let engine = Engine::start(store, Arc::new(clock.clone()), EngineConfig::default()).await?;
     let id: Arc<str> = engine

@@ -49,11 +49,7 @@ fn coupons_to_issue() -> Result<u64, Error> {
 }
 
 fn open(path: &Path) -> Result<Store, Error> {
-    Ok(Store::open(&StoreConfig {
-        path: Some(path.to_path_buf()),
-        cache_capacity: 64 << 20,
-        accept_damage: false,
-    })?)
+    Ok(Store::open(&StoreConfig::at(path.to_path_buf(), 64 << 20))?)
 }
 
 async fn start(store: Store) -> Result<Engine, Error> {

@@ -33,12 +33,19 @@ impl Context {
         ordinal: u64,
         seq: u64,
     ) -> Result<Option<CouponRecord>, StorageError> {
-        Ok(self.store.coupon(campaign_id, seq)?.map(|mut c| {
-            if c.code.is_empty() {
-                c.code = self.codes.code(ordinal, seq);
-            }
-            c
-        }))
+        Ok(self
+            .store
+            .coupon(campaign_id, seq)?
+            .map(|c| self.with_code(c, ordinal)))
+    }
+
+    /// `c` with its code: a coupon read from its issued group has none stored (codes
+    /// are derived from the key), one with a `k` record keeps its own.
+    pub(crate) fn with_code(&self, mut c: CouponRecord, ordinal: u64) -> CouponRecord {
+        if c.code.is_empty() {
+            c.code = self.codes.code(ordinal, c.seq);
+        }
+        c
     }
 
     /// Submits `writes` and waits until they, and everything submitted before them, are

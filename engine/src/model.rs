@@ -162,6 +162,16 @@ pub enum NotActiveReason {
     Paused,
 }
 
+impl NotActiveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotActiveReason::NotStarted => "not_started",
+            NotActiveReason::Ended => "ended",
+            NotActiveReason::Paused => "paused",
+        }
+    }
+}
+
 /// A campaign with its live counters, as of the moment its actor answered.
 #[derive(Debug, Clone)]
 pub struct CampaignView {

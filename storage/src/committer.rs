@@ -286,12 +286,7 @@ mod tests {
     #[test]
     fn completions_run_in_order_after_their_writes_are_visible() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig {
-            path: Some(dir.path().join("store")),
-            cache_capacity: 8 << 20,
-            accept_damage: false,
-        })
-        .unwrap();
+        let store = Store::open(&StoreConfig::at(dir.path().join("store"), 8 << 20)).unwrap();
         let committer = Committer::start(store.clone(), CommitterConfig::default()).unwrap();
         let (tx, rx) = mpsc::channel();
         for seq in 0..100 {
@@ -331,12 +326,7 @@ mod tests {
         drop((committer, store));
 
         // Everything acknowledged is there after reopening.
-        let store = Store::open(&StoreConfig {
-            path: Some(dir.path().join("store")),
-            cache_capacity: 8 << 20,
-            accept_damage: false,
-        })
-        .unwrap();
+        let store = Store::open(&StoreConfig::at(dir.path().join("store"), 8 << 20)).unwrap();
         let rec = store.recover_holders("aaaaaaaaaaaaaaaa").unwrap();
         assert_eq!(rec.holders.len(), 100);
         assert_eq!(rec.holders[7], "user-7");

@@ -3,7 +3,7 @@
 use firstcome_engine::mail::Contact;
 use firstcome_engine::{
     BatchOutcome, CampaignPatch, CampaignStats, CampaignView, CouponValidity, DayStats, Discount,
-    DiscountKind, IssueOutcome, NewCampaign, NotActiveReason, Validity,
+    DiscountKind, IssueOutcome, NewCampaign, Validity,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -321,13 +321,7 @@ impl From<&BatchOutcome> for BatchIssuedJson {
                         r.coupon_ids = Some(coupon_ids.clone())
                     }
                     IssueOutcome::SoldOut => {}
-                    IssueOutcome::NotActive(reason) => {
-                        r.reason = Some(match reason {
-                            NotActiveReason::NotStarted => "not_started",
-                            NotActiveReason::Ended => "ended",
-                            NotActiveReason::Paused => "paused",
-                        })
-                    }
+                    IssueOutcome::NotActive(reason) => r.reason = Some(reason.as_str()),
                 }
                 r
             })

@@ -20,12 +20,7 @@ pub(crate) async fn state(permits: usize, clock: ManualClock) -> (AppState, temp
 
 /// An engine on the store in `dir`, admitting `permits` requests at once.
 async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -> AppState {
-    let store = Store::open(&StoreConfig {
-        path: Some(dir.path().join("store")),
-        cache_capacity: 8 << 20,
-        accept_damage: false,
-    })
-    .unwrap();
+    let store = Store::open(&StoreConfig::at(dir.path().join("store"), 8 << 20)).unwrap();
     let config = EngineConfig {
         max_in_flight: permits,
         ..EngineConfig::default()

@@ -90,41 +90,29 @@ pub(crate) enum CampaignMsg {
 }
 
 impl CampaignMsg {
-    /// How long a client's request has waited since its admission (`None`: not a
-    /// client's request).
-    fn waited(&self) -> Option<Duration> {
-        match self {
-            CampaignMsg::Issue(_, r) => Some(r.waited()),
-            CampaignMsg::IssueBatch(_, r) => Some(r.waited()),
-            CampaignMsg::UseCoupon { reply, .. } => Some(reply.waited()),
-            CampaignMsg::Get(r) | CampaignMsg::Update(_, r) | CampaignMsg::Close(r) => {
-                Some(r.waited())
-            }
-            CampaignMsg::Delete(r) => Some(r.waited()),
-            CampaignMsg::Stats(r) => Some(r.waited()),
-            CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => None,
-            #[cfg(test)]
-            CampaignMsg::InjectFailure | CampaignMsg::InjectPanic => None,
-        }
-    }
-
-    /// Answers a client's request `Overloaded`, deciding nothing: an answer that says
-    /// nothing of the campaign's state, so it needs no commit.
-    fn shed(self) {
+    /// Answers `Overloaded`, deciding nothing, if this is a client's request that has
+    /// waited longer than `deadline` since its admission (`None`); else hands the
+    /// message back. An answer that says nothing of the campaign's state needs no commit.
+    fn shed_if_older_than(self, deadline: Duration) -> Option<CampaignMsg> {
         use EngineError::Overloaded;
+        let late = |waited: Duration| waited > deadline;
         match self {
-            CampaignMsg::Issue(_, r) => r.send(Err(Overloaded)),
-            CampaignMsg::IssueBatch(_, r) => r.send(Err(Overloaded)),
-            CampaignMsg::UseCoupon { reply, .. } => reply.send(Err(Overloaded)),
-            CampaignMsg::Get(r) | CampaignMsg::Update(_, r) | CampaignMsg::Close(r) => {
+            CampaignMsg::Issue(_, r) if late(r.waited()) => r.send(Err(Overloaded)),
+            CampaignMsg::IssueBatch(_, r) if late(r.waited()) => r.send(Err(Overloaded)),
+            CampaignMsg::UseCoupon { reply, .. } if late(reply.waited()) => {
+                reply.send(Err(Overloaded))
+            }
+            CampaignMsg::Get(r) | CampaignMsg::Update(_, r) | CampaignMsg::Close(r)
+                if late(r.waited()) =>
+            {
                 r.send(Err(Overloaded))
             }
-            CampaignMsg::Delete(r) => r.send(Err(Overloaded)),
-            CampaignMsg::Stats(r) => r.send(Err(Overloaded)),
-            CampaignMsg::ExpireDue | CampaignMsg::Settled { .. } => {}
-            #[cfg(test)]
-            CampaignMsg::InjectFailure | CampaignMsg::InjectPanic => {}
+            CampaignMsg::Delete(r) if late(r.waited()) => r.send(Err(Overloaded)),
+            CampaignMsg::Stats(r) if late(r.waited()) => r.send(Err(Overloaded)),
+            // Timers, settlements, and requests in time.
+            other => return Some(other),
         }
+        None
     }
 }
 
@@ -525,16 +513,12 @@ impl Actor for CampaignActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if message
-            .waited()
-            .is_some_and(|waited| waited > self.queue_deadline)
-        {
-            // Its client has waited long enough for an answer to be worth less than the
-            // work: shed, as admission sheds at the door. Nothing is decided.
+        // A client that has waited this long gets an answer worth less than the work:
+        // shed, as admission sheds at the door. Nothing is decided.
+        let Some(message) = message.shed_if_older_than(self.queue_deadline) else {
             metrics::counter!("firstcome_requests_shed_total").increment(1);
-            message.shed();
             return Ok(());
-        }
+        };
         let handled = if state.deleted {
             self.refuse_deleted(state, message)
         } else {

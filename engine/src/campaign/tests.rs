@@ -78,12 +78,7 @@ async fn engine(dir: &std::path::Path) -> Engine {
 }
 
 async fn engine_with(dir: &std::path::Path, config: EngineConfig) -> Engine {
-    let store = Store::open(&StoreConfig {
-        path: Some(dir.join("store")),
-        cache_capacity: 8 << 20,
-        accept_damage: false,
-    })
-    .unwrap();
+    let store = Store::open(&StoreConfig::at(dir.join("store"), 8 << 20)).unwrap();
     Engine::start(store, Arc::new(SystemClock), config)
         .await
         .unwrap()

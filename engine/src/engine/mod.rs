@@ -352,14 +352,7 @@ impl Engine {
             }
             Err(e) => Err(e),
         };
-        let outcome = match &result {
-            Ok(Idempotent::Fresh(o) | Idempotent::Recorded { value: o, .. }) => o.code(),
-            Ok(Idempotent::Replay(_)) => "replayed",
-            Ok(Idempotent::KeyReused) => "idempotency_key_reused",
-            Err(EngineError::CampaignNotFound) => "campaign_not_found",
-            Err(EngineError::Overloaded) => "overloaded",
-            Err(_) => "error",
-        };
+        let outcome = outcome_metrics::decided(&result).map_or_else(|l| l, IssueOutcome::code);
         self.metrics.issue(outcome, started.elapsed().as_secs_f64());
         result
     }
@@ -377,32 +370,22 @@ impl Engine {
                 "user_ids must hold 1 to {MAX_BATCH_USERS} user ids"
             )));
         }
-        let result = match self.actor(&batch.campaign_id) {
+        let result = async {
+            let actor = self.actor(&batch.campaign_id)?;
             // As many places under the cap as the decisions it carries.
-            Ok(actor) => match self.admission.admit_weighing(n) {
-                Ok(permit) => {
-                    self.call_actor_with(&actor, permit, |reply| {
-                        CampaignMsg::IssueBatch(batch, reply)
-                    })
-                    .await
-                }
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        match &result {
-            Ok(Idempotent::Fresh(b) | Idempotent::Recorded { value: b, .. }) => {
-                for (_, o) in &b.results {
-                    self.metrics.issue_decisions(o.code(), 1);
-                }
-            }
-            Ok(Idempotent::Replay(_)) => self.metrics.issue_decisions("replayed", 1),
-            Ok(Idempotent::KeyReused) => self.metrics.issue_decisions("idempotency_key_reused", 1),
-            Err(EngineError::Overloaded) => self.metrics.issue_decisions("overloaded", 1),
-            Err(EngineError::CampaignNotFound) => {
-                self.metrics.issue_decisions("campaign_not_found", 1)
-            }
-            Err(_) => self.metrics.issue_decisions("error", 1),
+            let permit = self.admission.admit_weighing(n)?;
+            self.call_actor_with(&actor, permit, |reply| {
+                CampaignMsg::IssueBatch(batch, reply)
+            })
+            .await
+        }
+        .await;
+        match outcome_metrics::decided(&result) {
+            Ok(b) => b
+                .results
+                .iter()
+                .for_each(|(_, o)| self.metrics.issue_decision(o.code())),
+            Err(label) => self.metrics.issue_decision(label),
         }
         result
     }
@@ -473,7 +456,7 @@ impl Engine {
                     next_after: None,
                 });
             };
-            for mut c in chunk {
+            for c in chunk {
                 read += 1;
                 let seq = c.seq;
                 let passes = filter
@@ -489,10 +472,7 @@ impl Engine {
                             next_after: last_out,
                         });
                     }
-                    if c.code.is_empty() {
-                        c.code = self.ctx.codes.code(record.ordinal, seq);
-                    }
-                    out.push(Coupon::at(c, now));
+                    out.push(Coupon::at(self.ctx.with_code(c, record.ordinal), now));
                     last_out = Some(seq);
                 }
                 if read >= max_read {
@@ -532,14 +512,7 @@ impl Engine {
             Err(EngineError::CampaignNotFound) => Err(EngineError::CouponNotFound),
             other => other,
         };
-        let outcome = match &result {
-            Ok(Idempotent::Fresh(c) | Idempotent::Recorded { value: c, .. }) => c.code(),
-            Ok(Idempotent::Replay(_)) => "replayed",
-            Ok(Idempotent::KeyReused) => "idempotency_key_reused",
-            Err(EngineError::CouponNotFound) => "coupon_not_found",
-            Err(EngineError::Overloaded) => "overloaded",
-            Err(_) => "error",
-        };
+        let outcome = outcome_metrics::decided(&result).map_or_else(|l| l, CouponChange::code);
         self.metrics.coupon_use(action.as_str(), outcome);
         result
     }

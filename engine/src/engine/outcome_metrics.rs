@@ -6,6 +6,23 @@
 
 use metrics::{Counter, Histogram};
 
+use crate::error::EngineError;
+use crate::model::Idempotent;
+
+/// The value an answer decided, or the outcome label of one that decided nothing: a
+/// replay, a reused key, a refusal before any decision. One mapping for every request.
+pub(super) fn decided<T>(result: &Result<Idempotent<T>, EngineError>) -> Result<&T, &'static str> {
+    match result {
+        Ok(Idempotent::Fresh(v) | Idempotent::Recorded { value: v, .. }) => Ok(v),
+        Ok(Idempotent::Replay(_)) => Err("replayed"),
+        Ok(Idempotent::KeyReused) => Err("idempotency_key_reused"),
+        Err(EngineError::CampaignNotFound) => Err("campaign_not_found"),
+        Err(EngineError::CouponNotFound) => Err("coupon_not_found"),
+        Err(EngineError::Overloaded) => Err("overloaded"),
+        Err(_) => Err(OTHER),
+    }
+}
+
 const ISSUE_OUTCOMES: [&str; 9] = [
     "issued",
     "already_issued",
@@ -72,19 +89,20 @@ impl OutcomeMetrics {
     }
 
     pub(super) fn issue(&self, outcome: &str, seconds: f64) {
-        self.issue_decisions(outcome, 1);
+        self.issue_decision(outcome);
         self.issue_duration.record(seconds);
     }
 
-    /// Counts `n` issue decisions (a bulk issue's users: one request, so no duration).
-    pub(super) fn issue_decisions(&self, outcome: &str, n: u64) {
+    /// Counts one issue outcome without a duration (each user of a bulk issue: one
+    /// request, so one duration, which is not an issue's).
+    pub(super) fn issue_decision(&self, outcome: &str) {
         let counter = self
             .issue
             .iter()
             .find(|(o, _)| *o == outcome)
             .or_else(|| self.issue.iter().find(|(o, _)| *o == OTHER));
         if let Some((_, c)) = counter {
-            c.increment(n);
+            c.increment(1);
         }
     }
 

@@ -97,10 +97,6 @@ impl Store {
             Some(p) => sled_cfg.path(p),
             None => sled_cfg.temporary(true),
         };
-        // sled releases its file lock a moment after the last handle of a closed
-        // database is dropped (its background threads finish first), so an open right
-        // after a close in the same process can find it still held. Retry briefly; a
-        // lock held by another process stays an error.
         let seal = cfg.path.as_deref().map(seal::path_for);
         let sealed = match seal.as_deref().map(seal::read).transpose() {
             Ok(s) => s.flatten(),
@@ -117,7 +113,7 @@ impl Store {
             if size == 0 {
                 refuse_or_accept(
                     cfg,
-                    damaged(format!(
+                    StorageError::Damaged(format!(
                         "{} has no store, or an empty one, and its seal says it held group \
                          commits up to {lsn}",
                         path.display()
@@ -125,6 +121,10 @@ impl Store {
                 )?;
             }
         }
+        // sled releases its file lock a moment after the last handle of a closed
+        // database is dropped (its background threads finish first), so an open right
+        // after a close in the same process can find it still held. Retry briefly; a
+        // lock held by another process stays an error.
         let mut waited = std::time::Duration::ZERO;
         loop {
             // sled panics on some damage in the middle of its file: that is a damaged
@@ -136,12 +136,14 @@ impl Store {
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
-                    damaged(format!("sled cannot read it ({why})"))
+                    StorageError::Damaged(format!("sled cannot read it ({why})"))
                 })?;
             match opened {
                 Ok(db) => return Store::upgrade(db, cfg, sealed, seal),
                 Err(sled::Error::Corruption { at, .. }) => {
-                    return Err(damaged(format!("sled found a corrupt record at {at:?}")));
+                    return Err(StorageError::Damaged(format!(
+                        "sled found a corrupt record at {at:?}"
+                    )));
                 }
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
@@ -175,20 +177,20 @@ impl Store {
         };
         // Paired with the seal written at every checkpoint: sled holds at least what it
         // held then. Checked before anything is written.
+        // The last group sled held at its last checkpoint.
+        let held = meta_u64(&db, &keys::meta(JOURNAL_LSN_KEY), "journal position")?.unwrap_or(0);
         if let Some(lsn) = sealed {
-            let held =
-                meta_u64(&db, &keys::meta(JOURNAL_LSN_KEY), "journal position")?.unwrap_or(0);
             if empty {
                 refuse_or_accept(
                     cfg,
-                    damaged(format!(
+                    StorageError::Damaged(format!(
                         "it is empty, and its seal says it held group commits up to {lsn}"
                     )),
                 )?;
             } else if held < lsn {
                 refuse_or_accept(
                     cfg,
-                    damaged(format!(
+                    StorageError::Damaged(format!(
                         "it holds group commits up to {held}, and its seal says it held them up \
                          to {lsn}: sled lost the end of its log"
                     )),
@@ -213,20 +215,19 @@ impl Store {
             }
         };
         let (mut journal, entries, highest) = Journal::open(&path)?;
-        let held = meta_u64(&db, &keys::meta(JOURNAL_LSN_KEY), "journal position")?.unwrap_or(0);
         let reachable = entries.last().map_or(held, |e| e.lsn.max(held));
         let damaged_journal = highest.is_some_and(|h| h > reachable);
         if let Some(highest) = highest.filter(|_| damaged_journal) {
             refuse_or_accept(
                 cfg,
-                damaged(format!(
+                StorageError::Damaged(format!(
                     "the journal's record of group {} is damaged, and whole records up to group \
                      {highest} follow it",
                     reachable + 1
                 )),
             )?;
         }
-        let next_lsn = replay(&db, &mut journal, entries)?;
+        let next_lsn = replay(&db, &mut journal, entries, held)?;
         if damaged_journal {
             // Accepted: the records behind the damage must never be read again, as the
             // groups numbered after `next_lsn` will be other ones.
@@ -429,17 +430,18 @@ fn apply(
     Ok(())
 }
 
-/// Applies the journal's records after sled's last checkpoint, in order, flushes sled
-/// with their number and restarts the journal; returns the next group's sequence
-/// number. A journal that skips past what sled holds is damage, refused: serving it
+/// Applies the journal's records after `held` (the last group sled held at its last
+/// checkpoint), in order, flushes sled with their number and restarts the journal;
+/// returns the next group's sequence number. A journal that skips past what sled holds is damage, refused: serving it
 /// would lose the groups between.
 fn replay(
     db: &sled::Db,
     journal: &mut Journal,
     entries: Vec<journal::Entry>,
+    held: u64,
 ) -> Result<u64, StorageError> {
     let marker = keys::meta(JOURNAL_LSN_KEY);
-    let mut last = meta_u64(db, &marker, "journal position")?.unwrap_or(0);
+    let mut last = held;
     let mut replayed = 0u64;
     for entry in entries {
         if entry.lsn <= last {
@@ -483,10 +485,6 @@ fn meta_u64(db: &sled::Db, key: &[u8], what: &'static str) -> Result<Option<u64>
                 .map_err(|_| corrupt(what, "not 8 bytes"))
         })
         .transpose()
-}
-
-fn damaged(detail: String) -> StorageError {
-    StorageError::Damaged(detail)
 }
 
 /// `Err(e)`, unless the operator accepts damage: then it is logged and the open goes on.
