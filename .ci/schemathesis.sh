@@ -108,6 +108,8 @@ fi
 
 venv="$(cd "$venv" && pwd)"
 status=0
+# The live event streams are left out: a stream of an existing campaign never ends, so
+# every case would run into the request timeout (api/tests/it/live.rs tests them).
 # One worker: Python 3.11's `ast` is not thread-safe under schemathesis. The admin key
 # may call every operation. Run from the temp dir: schemathesis keeps a `.schemathesis/`
 # cache in the working directory, which does not belong in the repository.
@@ -119,6 +121,7 @@ status=0
     --max-time "$max_time" \
     --header "Authorization: Bearer $admin_key" \
     --request-timeout 10 \
+    --exclude-path-regex '/events$' \
     ${SCHEMATHESIS_EXTRA_ARGS:-} \
     "${seed_args[@]}") || status=$?
 

@@ -38,6 +38,11 @@ pub struct Config {
     /// A request that waited longer than this for its campaign's actor is answered
     /// 503 `overloaded` before any work.
     pub queue_deadline_ms: u64,
+    /// Serve the public live streams and the live page (`/v1/campaigns/{id}/events`,
+    /// `/v1/stores/{id}/events`, `/live/{id}`).
+    pub live_events: bool,
+    /// A live stream sends a new count at most this often (a change of status at once).
+    pub live_interval_ms: u64,
     /// The `[mail]` table.
     pub mail: MailSettings,
     /// Start on a store found damaged, serving what is left (`--accept-damaged-store`).
@@ -201,6 +206,8 @@ impl Default for Config {
             header_timeout_secs: 10,
             request_timeout_secs: 30,
             queue_deadline_ms: 2000,
+            live_events: true,
+            live_interval_ms: firstcome_engine::DEFAULT_LIVE_INTERVAL.as_millis() as u64,
             mail: MailSettings::default(),
             accept_damaged_store: false,
         }
@@ -228,6 +235,8 @@ pub struct FileConfig {
     pub header_timeout_secs: Option<u64>,
     pub request_timeout_secs: Option<u64>,
     pub queue_deadline_ms: Option<u64>,
+    pub live_events: Option<bool>,
+    pub live_interval_ms: Option<u64>,
     pub mail: Option<MailSettings>,
 }
 
@@ -426,6 +435,14 @@ impl Config {
                 .queue_deadline_ms
                 .or(file.queue_deadline_ms)
                 .unwrap_or(d.queue_deadline_ms),
+            live_events: overrides
+                .live_events
+                .or(file.live_events)
+                .unwrap_or(d.live_events),
+            live_interval_ms: overrides
+                .live_interval_ms
+                .or(file.live_interval_ms)
+                .unwrap_or(d.live_interval_ms),
             mail: overrides.mail.or(file.mail).unwrap_or(d.mail),
             accept_damaged_store: false,
         };
@@ -449,6 +466,9 @@ impl Config {
         }
         if self.queue_deadline_ms == 0 {
             return bad("queue_deadline_ms must be positive");
+        }
+        if !(10..=60_000).contains(&self.live_interval_ms) {
+            return bad("live_interval_ms must be 10 to 60000");
         }
         if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
             return bad("header_timeout_secs and request_timeout_secs must be positive");

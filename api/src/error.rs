@@ -38,6 +38,8 @@ pub enum ApiError {
     DeadLetterNotFound,
     #[error("mail is not enabled on this server")]
     MailDisabled,
+    #[error("live events are turned off on this server")]
+    LiveEventsDisabled,
     #[error("the user already holds the most coupons of this campaign allowed per user")]
     AlreadyIssued { coupon_ids: Vec<String> },
     #[error("the campaign has no coupons left")]
@@ -92,7 +94,8 @@ impl ApiError {
             | ApiError::CouponNotFound
             | ApiError::ContactNotFound
             | ApiError::SubscriptionNotFound
-            | ApiError::DeadLetterNotFound => StatusCode::NOT_FOUND,
+            | ApiError::DeadLetterNotFound
+            | ApiError::LiveEventsDisabled => StatusCode::NOT_FOUND,
             ApiError::MailDisabled => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AlreadyIssued { .. }
@@ -127,6 +130,7 @@ impl ApiError {
             ApiError::SubscriptionNotFound => "subscription_not_found",
             ApiError::DeadLetterNotFound => "dead_letter_not_found",
             ApiError::MailDisabled => "mail_disabled",
+            ApiError::LiveEventsDisabled => "live_events_disabled",
             ApiError::AlreadyIssued { .. } => "already_issued",
             ApiError::SoldOut => "sold_out",
             ApiError::NotActive(_) => "not_active",

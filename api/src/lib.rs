@@ -1,9 +1,9 @@
 //! # firstcome-api
 //!
-//! Owns the HTTP face of firstcome: the axum router ([`router`]), authentication,
-//! the mapping of engine outcomes to status codes and problem bodies, the Prometheus
-//! endpoint, configuration, and [`Server`], which wires a data
-//! dir, an [`Engine`] and a listener together and shuts them down in order.
+//! Owns the HTTP face of firstcome: the axum router ([`router`]), authentication, the
+//! mapping of engine outcomes to status codes and problem bodies, the live event streams
+//! and the live page, the Prometheus endpoint, configuration, and [`Server`], which
+//! wires a data dir, an [`Engine`] and a listener together and shuts them down in order.
 
 pub mod auth;
 pub mod config;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod idempotency;
 pub mod keys;
 pub mod limits;
+mod live_page;
 mod log_limit;
 pub mod metrics;
 pub mod openapi;
@@ -48,6 +49,7 @@ pub fn router(state: AppState, limits: RouterLimits) -> Router {
     use routes::ops;
     let (api, _) = openapi::routes().split_for_parts();
     api.merge(openapi::ui())
+        .merge(live_page::routes())
         .route_layer(axum::middleware::from_fn(metrics::track_http))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
@@ -153,6 +155,7 @@ impl Server {
                 mail: config.mail.engine_config(&config.data_dir)?,
                 max_in_flight: config.max_inflight_requests,
                 queue_deadline: Duration::from_millis(config.queue_deadline_ms),
+                live_interval: Duration::from_millis(config.live_interval_ms),
             },
         )
         .await?;
@@ -176,6 +179,7 @@ impl Server {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
             exports: Arc::new(tokio::sync::Semaphore::new(state::EXPORTS_AT_ONCE)),
+            live_events: config.live_events,
         });
         // Around the router, not inside it, so that the request span covers all of it.
         let app = request_id::with_request_ids(router(
@@ -197,9 +201,12 @@ impl Server {
         };
         let task = tokio::spawn(async move {
             let shutting_down = state.shutting_down.clone();
+            let feeds_engine = serve_engine.clone();
             let serve = connections::serve(listener, app, limits, async move {
                 let _ = stopped.await;
                 shutting_down.store(true, Ordering::Relaxed);
+                // Live streams end now: the graceful shutdown would wait for them.
+                feeds_engine.close_feeds();
             });
             // Stop accepting, let in-flight requests finish (their replies wait for
             // durability), and give up on stragglers after the timeout.

@@ -89,6 +89,14 @@ struct ServeArgs {
     /// is answered 503 `overloaded` before any work. [default: 2000]
     #[arg(long, env = "FIRSTCOME_QUEUE_DEADLINE_MS")]
     queue_deadline_ms: Option<u64>,
+    /// Serve the public live streams and the live page; `false` answers them 404.
+    /// [default: true]
+    #[arg(long, env = "FIRSTCOME_LIVE_EVENTS")]
+    live_events: Option<bool>,
+    /// Milliseconds between two counts on a live stream at most (a change of status goes
+    /// at once). [default: 500]
+    #[arg(long, env = "FIRSTCOME_LIVE_INTERVAL_MS")]
+    live_interval_ms: Option<u64>,
     /// Start even though the store was found damaged (it holds less than its seal says,
     /// it is missing or empty, a journal record is damaged), serving what is left of it.
     /// Without it such a start is refused with exit status 3; read why first.
@@ -301,6 +309,8 @@ fn config(args: ServeArgs) -> Result<Config, Box<dyn std::error::Error>> {
         header_timeout_secs: args.header_timeout_secs,
         request_timeout_secs: args.request_timeout_secs,
         queue_deadline_ms: args.queue_deadline_ms,
+        live_events: args.live_events,
+        live_interval_ms: args.live_interval_ms,
         mail: None,
     };
     let m = args.mail;

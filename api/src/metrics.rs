@@ -90,6 +90,12 @@ pub const METRICS: &[Described] = &[
     ),
     d(
         Gauge,
+        "firstcome_live_subscribers",
+        Unit::Count,
+        "Live event streams open (campaign and store streams).",
+    ),
+    d(
+        Gauge,
         "firstcome_ready",
         Unit::Count,
         "1 while the server is ready (accepts writes and is not shutting down), else 0; what /readyz answers.",

@@ -51,13 +51,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{InfoBuilder, OpenApi, RefOr};
 use utoipa::{PartialSchema, ToSchema};
+
+use crate::dto::{LiveDeletedJson, LiveJson};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::ApiError;
 use crate::problems::*;
-use crate::routes::{campaigns, coupons, export, mail, ops};
+use crate::routes::{campaigns, coupons, export, live, mail, ops};
 use crate::state::AppState;
 
 /// Where the document is served.
@@ -81,6 +83,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(campaigns::stats))
         .routes(routes!(campaigns::issue))
         .routes(routes!(export::coupons))
+        .routes(routes!(live::campaign_events))
+        .routes(routes!(live::store_events))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(campaigns::issue_batch))
@@ -169,6 +173,10 @@ fn build() -> OpenApi {
                 "Users' contacts and subscriptions; mail given up on.",
             ),
             (
+                "live",
+                "Server-sent events of campaigns' durable public state; no key.",
+            ),
+            (
                 "ops",
                 "Liveness, readiness, metrics and this document; no key.",
             ),
@@ -199,6 +207,14 @@ fn build() -> OpenApi {
     components
         .schemas
         .insert(Problem::name().into_owned(), Problem::schema());
+    // The data of live events: named by the event streams' descriptions, which no
+    // schema can reference (a stream is text).
+    for (name, schema) in [
+        (LiveJson::name(), LiveJson::schema()),
+        (LiveDeletedJson::name(), LiveDeletedJson::schema()),
+    ] {
+        components.schemas.insert(name.into_owned(), schema);
+    }
     cross_field_rules(&mut components.schemas);
     doc
 }

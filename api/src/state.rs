@@ -24,6 +24,8 @@ pub struct Handles {
     /// Exports streaming at once (`routes::export`): each holds a blocking thread and a
     /// few chunks of rows.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// The public live streams and page are served (`Config::live_events`).
+    pub live_events: bool,
 }
 
 /// How many coupon exports may stream at once; one more is `503 overloaded`.

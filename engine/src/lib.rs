@@ -11,6 +11,8 @@
 //! - `idempotency` (key claims, pruning) and `admission` (the in-flight cap);
 //! - `mail`: the outbox dispatcher and its workers; `campaign`: one actor per campaign,
 //!   the only place that campaign's state changes (in mailbox order, without locks);
+//! - `feed`: every campaign's durable public state, published to live subscribers from
+//!   the commits' completions;
 //! - `directory` and `supervisor`: which actor owns which campaign, and restarting a
 //!   failed one alone;
 //! - [`Engine`]: the facade the API, benches and tests use.
@@ -23,6 +25,7 @@ mod context;
 mod directory;
 mod engine;
 mod error;
+mod feed;
 mod idempotency;
 mod ids;
 mod ledger;
@@ -39,6 +42,10 @@ pub use engine::{
     Engine, EngineConfig, open_store,
 };
 pub use error::EngineError;
+pub use feed::{
+    CampaignSubscription, Closing, DEFAULT_LIVE_INTERVAL, LiveEvent, LiveView, StoreSnapshot,
+    StoreSubscription,
+};
 pub use firstcome_storage::{
     CommitStats, CommitterConfig, DayStats, Discount, DiscountKind, Store, StoreConfig, Validity,
 };

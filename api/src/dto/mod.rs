@@ -5,6 +5,7 @@
 
 mod campaigns;
 mod coupons;
+mod live;
 mod mail;
 mod page;
 
@@ -17,6 +18,7 @@ pub use coupons::{
     CampaignCouponsQuery, CouponJson, CouponPage, CouponUseRequest, DEFAULT_EXPORT_PAGE,
     MAX_EXPORT_PAGE, UserCouponsQuery,
 };
+pub use live::{LiveDeletedJson, LiveJson};
 pub use mail::{
     ContactJson, ContactRequest, DeadLetterPage, MailJobJson, SubscriptionJson, SubscriptionPage,
     SubscriptionRequest,

@@ -4,6 +4,7 @@
 pub mod campaigns;
 pub mod coupons;
 pub mod export;
+pub mod live;
 pub mod mail;
 pub mod ops;
 

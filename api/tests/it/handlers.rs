@@ -37,6 +37,7 @@ async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -
         exports: Arc::new(tokio::sync::Semaphore::new(
             firstcome_api::state::EXPORTS_AT_ONCE,
         )),
+        live_events: true,
     })
 }
 

@@ -20,6 +20,8 @@ mod idempotency;
 mod issuance;
 mod issue_batch;
 mod lifecycle;
+mod live;
+mod live_browser;
 mod logs;
 mod mail;
 mod mail_crash;

@@ -31,6 +31,7 @@ use firstcome_storage::{
 };
 
 use crate::context::Context;
+use crate::feed::{CampaignFeed, RecordChange};
 use crate::idempotency::{Claim, KeyClaims};
 use crate::ledger::user_key;
 use crate::mail::MailHandle;
@@ -64,6 +65,8 @@ pub(super) struct Effects {
     pub(super) mail_jobs: i64,
     /// Wake the dispatcher even without jobs (an announcement to expand).
     pub(super) wake_mail: bool,
+    /// The decision changed the campaign itself (its live feed hears of it once durable).
+    pub(super) record: Option<RecordChange>,
 }
 
 impl Effects {
@@ -91,6 +94,8 @@ struct Batch {
     publish: Vec<(String, IdempotencyRecord)>,
     mail_jobs: i64,
     wake_mail: bool,
+    /// The batch's last change to the campaign itself, for its feed.
+    record: Option<RecordChange>,
     /// The last unsettled change in the batch, settled when it is durable.
     change: Option<u64>,
     /// In decision order, after the writes are durable.
@@ -122,6 +127,7 @@ pub(super) struct Submissions {
     indexed: Arc<AtomicU64>,
     mail: Option<Arc<MailHandle>>,
     settled: Settled,
+    feed: Arc<CampaignFeed>,
 }
 
 struct Pending {
@@ -149,6 +155,7 @@ pub(super) struct SubmissionsConfig {
     pub(super) indexed: Arc<AtomicU64>,
     pub(super) mail: Option<Arc<MailHandle>>,
     pub(super) settled: Settled,
+    pub(super) feed: Arc<CampaignFeed>,
 }
 
 impl Submissions {
@@ -169,6 +176,7 @@ impl Submissions {
             indexed: c.indexed,
             mail: c.mail,
             settled: c.settled,
+            feed: c.feed,
         })
     }
 
@@ -218,6 +226,9 @@ impl Submissions {
             }
             b.mail_jobs += a.mail_jobs;
             b.wake_mail |= a.wake_mail;
+            if a.record.is_some() {
+                b.record = a.record;
+            }
             if change.is_some() {
                 b.change = change;
             }
@@ -303,6 +314,9 @@ impl Submissions {
             return None;
         }
         p.next_group_seq += b.issued.len() as u64;
+        // Seqs are dense from 0: the campaign's durable count once this submission is.
+        let issued_total = p.next_group_seq;
+        let record = b.record.take();
         let in_flight = Arc::new(InFlight::default());
         p.in_flight = Some(in_flight.clone());
         let new_keys: Vec<(u128, u64)> = b
@@ -327,6 +341,9 @@ impl Submissions {
                 if let Some(mail) = mail {
                     mail.committed(mail_jobs);
                 }
+                // Before the replies too: a subscriber hears of the last coupon no later
+                // than its winner does.
+                this.feed.committed(issued_total, record);
             }
             for deliver in replies {
                 deliver(committed.clone());

@@ -38,6 +38,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::admission::Reply;
 use crate::context::Context;
 use crate::error::EngineError;
+use crate::feed::{Feeds, RecordChange};
 use crate::idempotency::{Durability, Earlier, KeyClaims};
 use crate::ledger::{Durable, Ledger};
 use crate::mail::MailHandle;
@@ -134,6 +135,8 @@ pub(crate) struct CampaignActor {
     /// `None` when mail is off: then no decision writes mail jobs.
     pub(crate) mail: Option<Arc<MailHandle>>,
     pub(crate) live: Arc<LiveSubmissions>,
+    /// The campaigns' public state for live subscribers, told by the completions.
+    pub(crate) feeds: Arc<Feeds>,
     /// A request that waited longer than this since its admission is answered
     /// `Overloaded` before any work (`EngineConfig::queue_deadline`).
     pub(crate) queue_deadline: Duration,
@@ -598,16 +601,25 @@ impl CampaignActor {
             CampaignMsg::Update(patch, reply) => {
                 let mut effects = Effects::default();
                 let view = self.update(state, &mut effects, &patch)?;
+                if view.is_ok() {
+                    effects.record = Some(RecordChange::Record(Box::new(state.record.clone())));
+                }
                 self.commit_and_reply(state, effects, Some(reply), view)?;
             }
             CampaignMsg::Close(reply) => {
                 let mut effects = Effects::default();
                 let view = self.close(state, &mut effects)?;
+                if !effects.writes.is_empty() {
+                    effects.record = Some(RecordChange::Record(Box::new(state.record.clone())));
+                }
                 self.commit_and_reply(state, effects, Some(reply), Ok(view))?;
             }
             CampaignMsg::Delete(reply) => {
                 let mut effects = Effects::default();
                 let result = self.delete(state, &mut effects);
+                if result.is_ok() {
+                    effects.record = Some(RecordChange::Deleted);
+                }
                 self.commit_and_reply(state, effects, Some(reply), result)?;
             }
             CampaignMsg::Stats(reply) => {
@@ -650,6 +662,9 @@ impl CampaignActor {
         indexed: Arc<AtomicU64>,
     ) -> Arc<Submissions> {
         let me = myself.clone();
+        // Durable: a new campaign has its record committed and nothing issued, a
+        // recovered one what recovery read back.
+        let feed = self.feeds.register(record, next_group_seq);
         let submissions = Submissions::new(SubmissionsConfig {
             id: record.id.clone(),
             ordinal: record.ordinal,
@@ -662,6 +677,7 @@ impl CampaignActor {
             settled: Box::new(move |change| {
                 let _ = me.cast(CampaignMsg::Settled { change });
             }),
+            feed,
         });
         self.live.register(&record.id, &submissions);
         submissions

@@ -26,6 +26,7 @@ use crate::codes::CouponCodes;
 use crate::context::Context;
 use crate::directory::Directory;
 use crate::error::EngineError;
+use crate::feed::{CampaignSubscription, DEFAULT_LIVE_INTERVAL, Feeds, StoreSubscription};
 use crate::idempotency::{self, KeyClaims};
 use crate::ids::{is_campaign_id, parse_coupon_id};
 use crate::mail::{MailConfig, Mailer};
@@ -55,6 +56,9 @@ pub struct EngineConfig {
     /// admission) is answered [`EngineError::Overloaded`] before any work: under
     /// overload, late answers are shed rather than queued.
     pub queue_deadline: Duration,
+    /// How often at most a campaign's live subscribers hear of a new count (a change of
+    /// status goes at once).
+    pub live_interval: Duration,
 }
 
 /// The default [`EngineConfig::queue_deadline`].
@@ -67,6 +71,7 @@ impl Default for EngineConfig {
             mail: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             queue_deadline: DEFAULT_QUEUE_DEADLINE,
+            live_interval: DEFAULT_LIVE_INTERVAL,
         }
     }
 }
@@ -122,6 +127,7 @@ pub struct Engine {
     user_locks: Arc<UserLocks>,
     index: Arc<UserIndex>,
     metrics: Arc<OutcomeMetrics>,
+    feeds: Arc<Feeds>,
     #[cfg(test)]
     live: Arc<LiveSubmissions>,
 }
@@ -178,12 +184,15 @@ impl Engine {
         let directory = Arc::new(Directory::default());
         let index = Arc::new(UserIndex::default());
         let live = Arc::new(LiveSubmissions::default());
+        let feeds = Feeds::new(ctx.clock.clone(), config.live_interval);
+        tokio::spawn(feeds.clone().run());
         let campaign = CampaignActor {
             ctx: ctx.clone(),
             claims: Arc::new(KeyClaims::default()),
             index: index.clone(),
             mail: mailer.as_ref().map(|m| m.handle.clone()),
             live: live.clone(),
+            feeds: feeds.clone(),
             queue_deadline: config.queue_deadline,
         };
         let started = Instant::now();
@@ -203,6 +212,7 @@ impl Engine {
                 if let Some(m) = &mailer {
                     m.stop(Duration::from_secs(5)).await;
                 }
+                feeds.close();
                 ctx.committer.shutdown();
                 return Err(EngineError::Actor(e.to_string()));
             }
@@ -221,6 +231,7 @@ impl Engine {
             user_locks: Arc::new(UserLocks::new()),
             index,
             metrics: Arc::new(OutcomeMetrics::new()),
+            feeds,
             #[cfg(test)]
             live,
         })
@@ -600,7 +611,39 @@ impl Engine {
     /// Stops the campaign actors once their mailboxes are empty, then commits and
     /// flushes everything queued and stops the committer. Call it after the API has
     /// stopped taking requests.
+    /// Follows a campaign's durable public state: its latest event now, and each later
+    /// one. Refused for an unknown or deleted campaign, and once the feeds are closed.
+    pub fn subscribe_campaign(
+        &self,
+        campaign_id: &str,
+    ) -> Result<CampaignSubscription, EngineError> {
+        if !is_campaign_id(campaign_id) {
+            return Err(EngineError::CampaignNotFound);
+        }
+        if self.feeds.is_closed() {
+            return Err(EngineError::ShuttingDown);
+        }
+        self.feeds
+            .subscribe(campaign_id)
+            .ok_or(EngineError::CampaignNotFound)
+    }
+
+    /// Follows every campaign of a store (any store id: one with no campaign yet is
+    /// followed all the same). Refused once the feeds are closed.
+    pub fn subscribe_store(&self, store_id: &str) -> Result<StoreSubscription, EngineError> {
+        self.feeds
+            .subscribe_store(store_id)
+            .ok_or(EngineError::ShuttingDown)
+    }
+
+    /// Ends every live stream and refuses new ones: the first step of a shutdown, since
+    /// a stream would otherwise hold its connection open to the end of the grace period.
+    pub fn close_feeds(&self) {
+        self.feeds.close();
+    }
+
     pub async fn shutdown(&self, timeout: Duration) {
+        self.feeds.close();
         // The mailer first: a send in progress is abandoned (its job stays in the
         // outbox and goes out again after the restart, with the same Message-ID).
         if let Some(m) = &self.mailer {

@@ -1,0 +1,296 @@
+//! `/v1/campaigns/{id}/events` and `/v1/stores/{store_id}/events`: server-sent events of
+//! campaigns' durable public state, readable without a key so a shop's own page can show
+//! them (`Config::live_events` turns them off).
+//!
+//! The engine's feeds publish (coalesced, durable only); this module frames each event
+//! once for all its subscribers and writes it. A stream holds the latest event, never a
+//! queue of them: a subscriber whose connection is slow skips to the latest state when
+//! it can take more. So a subscriber costs its connection's buffers and a few words,
+//! however fast coupons go and however slow it reads.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use firstcome_engine::{
+    CampaignStatus, CampaignSubscription, LiveEvent, StoreSnapshot, StoreSubscription,
+};
+use futures::Stream;
+
+use crate::dto::{LiveDeletedJson, LiveJson, validate_store_id};
+use crate::error::{ApiError, ApiPath};
+use crate::problems::{INPUT, Replay, problems};
+use crate::routes::CampaignId;
+use crate::state::AppState;
+
+/// A stream with nothing to say sends a comment this often, so that proxies and clients
+/// do not take it for dead.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The `retry:` each stream starts with: how long an EventSource waits to reconnect.
+const RETRY_MS: u64 = 1000;
+
+problems!(
+    CampaignEventErrors,
+    Replay::No,
+    [
+        INPUT,
+        &[
+            ApiError::CampaignNotFound,
+            ApiError::LiveEventsDisabled,
+            ApiError::Unavailable
+        ]
+    ]
+);
+problems!(
+    StoreEventErrors,
+    Replay::No,
+    [
+        INPUT,
+        &[ApiError::LiveEventsDisabled, ApiError::Unavailable]
+    ]
+);
+
+/// Follow a campaign live (server-sent events).
+///
+/// The first event is the campaign's public state now; after it, one whenever its
+/// durable state changes: its count (at most one per `live_interval_ms`, 500 ms by
+/// default) or its status (at once). Every count was durable when it was sent. Each
+/// event has an `id:`; a reconnect whose `Last-Event-ID` is the latest event's is not
+/// sent it again. A deleted campaign's stream ends with a `deleted` event; a shutdown
+/// ends every stream.
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns/{id}/events",
+    operation_id = "campaign_events",
+    tag = "live",
+    security(()),
+    params(CampaignId,
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id:` of the last event received (EventSource sends it on reconnect).")),
+    responses(
+        (status = 200, description = "`text/event-stream`. Events: `campaign` (data: `LiveJson`), and `deleted` (data: `LiveDeletedJson`) last. Comment lines keep a quiet stream open.",
+            content_type = "text/event-stream", body = String),
+        CampaignEventErrors,
+    ),
+)]
+pub async fn campaign_events(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !state.live_events {
+        return Err(ApiError::LiveEventsDisabled);
+    }
+    let sub = state.engine.subscribe_campaign(&id)?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(event_stream(campaign_stream(sub, last_event_id)))
+}
+
+/// Follow a store's campaigns live (server-sent events).
+///
+/// First, a `campaign` event for each of the store's campaigns that has not ended.
+/// After that, for any of its campaigns: `activated` when one becomes active (a new
+/// coupon to get), `campaign` when its count or status changes otherwise, `deleted`
+/// when it is deleted. A store with no campaign yet can be followed: its first one is
+/// news. A reconnect gets the state of all of them again.
+#[utoipa::path(
+    get,
+    path = "/v1/stores/{store_id}/events",
+    operation_id = "store_events",
+    tag = "live",
+    security(()),
+    params(("store_id" = String, Path, min_length = 1, max_length = 128, pattern = "^[!-~]+$",
+        description = "1 to 128 printable ASCII characters.")),
+    responses(
+        (status = 200, description = "`text/event-stream`. Events: `campaign` and `activated` (data: `LiveJson`), `deleted` (data: `LiveDeletedJson`).",
+            content_type = "text/event-stream", body = String),
+        StoreEventErrors,
+    ),
+)]
+pub async fn store_events(
+    State(state): State<AppState>,
+    ApiPath(store_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    if !state.live_events {
+        return Err(ApiError::LiveEventsDisabled);
+    }
+    validate_store_id(&store_id)?;
+    let sub = state.engine.subscribe_store(&store_id)?;
+    Ok(event_stream(store_stream(sub)))
+}
+
+fn event_stream(
+    stream: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    let mut response = Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Public data, meant for a shop's pages on their own origin.
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    // A buffering proxy (nginx) would hold events back.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// Counts the streams open (`firstcome_live_subscribers`), as long as it lives.
+struct Subscriber;
+
+impl Subscriber {
+    fn new() -> Subscriber {
+        metrics::gauge!("firstcome_live_subscribers").increment(1.0);
+        Subscriber
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        metrics::gauge!("firstcome_live_subscribers").decrement(1.0);
+    }
+}
+
+/// What a stream does next, after it has sent what it had.
+enum Wait {
+    Changed,
+    Closed,
+    Quiet,
+}
+
+/// A campaign's stream: `retry:` and the latest event, then each later event.
+fn campaign_stream(
+    mut sub: CampaignSubscription,
+    last_event_id: Option<String>,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let latest = sub.events.borrow_and_update().clone();
+    let mut first = format!("retry: {RETRY_MS}\n\n").into_bytes();
+    // The client has this one already (it reconnected after it).
+    if last_event_id.as_deref() != Some(latest.id.as_str()) {
+        first.extend_from_slice(&campaign_frame(&latest));
+    }
+    let state = (sub, Some(Bytes::from(first)), false, Subscriber::new());
+    futures::stream::unfold(state, |(mut sub, first, done, guard)| async move {
+        if let Some(first) = first {
+            return Some((Ok(first), (sub, None, done, guard)));
+        }
+        if done {
+            return None;
+        }
+        let wait = tokio::select! {
+            changed = sub.events.changed() => match changed {
+                Ok(()) => Wait::Changed,
+                Err(_) => Wait::Closed,
+            },
+            _ = sub.closing.closed() => Wait::Closed,
+            _ = tokio::time::sleep(KEEP_ALIVE) => Wait::Quiet,
+        };
+        let frame = match wait {
+            Wait::Closed => return None,
+            Wait::Quiet => Bytes::from_static(b": keep-alive\n\n"),
+            Wait::Changed => {
+                let event = sub.events.borrow_and_update().clone();
+                if event.deleted {
+                    return Some((Ok(deleted_frame(&event)), (sub, None, true, guard)));
+                }
+                campaign_frame(&event)
+            }
+        };
+        Some((Ok(frame), (sub, None, false, guard)))
+    })
+}
+
+/// A store's stream: the campaigns that have not ended, then what changes among all.
+fn store_stream(
+    mut sub: StoreSubscription,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let snapshot = sub.snapshots.borrow_and_update().clone();
+    let mut first = format!("retry: {RETRY_MS}\n\n").into_bytes();
+    for event in snapshot.campaigns.values() {
+        if event.view.status != CampaignStatus::Ended {
+            first.extend_from_slice(&campaign_frame(event));
+        }
+    }
+    let state = (sub, Some(Bytes::from(first)), snapshot, Subscriber::new());
+    futures::stream::unfold(state, |(mut sub, first, sent, guard)| async move {
+        if let Some(first) = first {
+            return Some((Ok(first), (sub, None, sent, guard)));
+        }
+        loop {
+            let wait = tokio::select! {
+                changed = sub.snapshots.changed() => match changed {
+                    Ok(()) => Wait::Changed,
+                    Err(_) => Wait::Closed,
+                },
+                _ = sub.closing.closed() => Wait::Closed,
+                _ = tokio::time::sleep(KEEP_ALIVE) => Wait::Quiet,
+            };
+            match wait {
+                Wait::Closed => return None,
+                Wait::Quiet => {
+                    let frame = Bytes::from_static(b": keep-alive\n\n");
+                    return Some((Ok(frame), (sub, None, sent, guard)));
+                }
+                Wait::Changed => {
+                    let now = sub.snapshots.borrow_and_update().clone();
+                    let frames = store_changes(&sent, &now);
+                    if !frames.is_empty() {
+                        return Some((Ok(frames), (sub, None, now, guard)));
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The events that take a store's subscriber from `sent` to `now`.
+fn store_changes(sent: &StoreSnapshot, now: &StoreSnapshot) -> Bytes {
+    let mut out = Vec::new();
+    for (id, event) in &now.campaigns {
+        let before = sent.campaigns.get(id);
+        if before.is_some_and(|b| b.id == event.id) {
+            continue;
+        }
+        let was_active = before.is_some_and(|b| b.view.status == CampaignStatus::Active);
+        if event.view.status == CampaignStatus::Active && !was_active {
+            out.extend_from_slice(&render("activated", event));
+        } else {
+            out.extend_from_slice(&campaign_frame(event));
+        }
+    }
+    for (id, event) in &sent.campaigns {
+        if !now.campaigns.contains_key(id) {
+            out.extend_from_slice(&deleted_frame(event));
+        }
+    }
+    Bytes::from(out)
+}
+
+/// The `campaign` event, rendered once for every subscriber of the campaign.
+fn campaign_frame(event: &Arc<LiveEvent>) -> Bytes {
+    event.frame(|e| render("campaign", e))
+}
+
+fn render(name: &str, event: &LiveEvent) -> Bytes {
+    // serde_json's compact form has no newline, so the data is one `data:` line.
+    let data = serde_json::to_string(&LiveJson::from(&event.view)).unwrap_or_default();
+    Bytes::from(format!("id: {}\nevent: {name}\ndata: {data}\n\n", event.id))
+}
+
+fn deleted_frame(event: &LiveEvent) -> Bytes {
+    let data = serde_json::to_string(&LiveDeletedJson { id: &event.view.id }).unwrap_or_default();
+    Bytes::from(format!(
+        "id: {}\nevent: deleted\ndata: {data}\n\n",
+        event.id
+    ))
+}

@@ -1,0 +1,247 @@
+//! [`Feeds`]: every campaign's durable public state, for live subscribers (the API's
+//! server-sent event streams).
+//!
+//! A campaign's [`CampaignFeed`] hears of its state only from the completions of its
+//! commits, on the committer thread, after the fsync and before the replies: a count is
+//! published only once it is durable, and a subscriber hears of the last coupon no later
+//! than its winner could. A restarted actor tells its feed what it recovered.
+//!
+//! One publisher task coalesces: every [`EngineConfig::live_interval`] it publishes each
+//! campaign whose public state changed (its count, or its status as time moves its
+//! window), so a stream carries at most one event a round however fast coupons go. A
+//! change of status that a commit causes (the last coupon, a pause, a close, a delete)
+//! does not wait for the round.
+//!
+//! - `event`: what subscribers receive;
+//! - `campaign`: one campaign's feed.
+//!
+//! [`EngineConfig::live_interval`]: crate::EngineConfig::live_interval
+
+mod campaign;
+mod event;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use firstcome_storage::CampaignRecord;
+use tokio::sync::{Notify, watch};
+
+pub(crate) use campaign::{CampaignFeed, RecordChange};
+pub use event::{LiveEvent, LiveView, StoreSnapshot};
+
+use crate::clock::Clock;
+
+/// The default [`EngineConfig::live_interval`](crate::EngineConfig::live_interval).
+pub const DEFAULT_LIVE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A subscription to one campaign.
+#[derive(Debug)]
+pub struct CampaignSubscription {
+    /// The latest event; `changed()` when another is published.
+    pub events: watch::Receiver<Arc<LiveEvent>>,
+    pub closing: Closing,
+}
+
+/// A subscription to one store's campaigns.
+#[derive(Debug)]
+pub struct StoreSubscription {
+    pub snapshots: watch::Receiver<Arc<StoreSnapshot>>,
+    pub closing: Closing,
+}
+
+/// Completes when the engine shuts down its feeds: every stream ends then.
+#[derive(Debug, Clone)]
+pub struct Closing(watch::Receiver<bool>);
+
+impl Closing {
+    pub async fn closed(&mut self) {
+        // An error means the feeds are gone: closed too.
+        let _ = self.0.wait_for(|closed| *closed).await;
+    }
+}
+
+pub(crate) struct Feeds {
+    /// Names this process start in event ids (`LiveEvent::id`).
+    boot: String,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    // std locks: held for one map operation or one round's copy, never across an await.
+    campaigns: RwLock<HashMap<String, Arc<CampaignFeed>>>,
+    /// Only stores someone subscribes to, dropped once nobody does (a store id is any
+    /// string a client sends).
+    stores: Mutex<HashMap<String, watch::Sender<Arc<StoreSnapshot>>>>,
+    urgent: Arc<Notify>,
+    closing: watch::Sender<bool>,
+}
+
+impl Feeds {
+    pub(crate) fn new(clock: Arc<dyn Clock>, interval: Duration) -> Arc<Feeds> {
+        let boot_ms = clock.now().as_millisecond();
+        Arc::new(Feeds {
+            boot: format!("{boot_ms:x}"),
+            clock,
+            interval,
+            campaigns: RwLock::new(HashMap::new()),
+            stores: Mutex::new(HashMap::new()),
+            urgent: Arc::new(Notify::new()),
+            closing: watch::Sender::new(false),
+        })
+    }
+
+    /// The feed of a campaign whose actor starts with `issued` durable coupons: a new one,
+    /// or (for a restarted actor) the one its subscribers already watch.
+    pub(crate) fn register(&self, record: &CampaignRecord, issued: u64) -> Arc<CampaignFeed> {
+        let mut campaigns = self.campaigns.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(feed) = campaigns.get(&record.id) {
+            feed.recovered(record, issued);
+            return feed.clone();
+        }
+        let feed = CampaignFeed::new(
+            record,
+            issued,
+            &self.boot,
+            self.clock.now(),
+            self.urgent.clone(),
+        );
+        campaigns.insert(record.id.clone(), feed.clone());
+        drop(campaigns);
+        if let Some(store) = &record.store_id {
+            // A new campaign of a watched store: its subscribers hear of it now.
+            let stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(tx) = stores.get(store) {
+                tx.send_modify(|s| {
+                    Arc::make_mut(s)
+                        .campaigns
+                        .insert(record.id.clone(), feed.latest());
+                });
+            }
+        }
+        feed
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.closing.borrow()
+    }
+
+    fn closing(&self) -> Closing {
+        Closing(self.closing.subscribe())
+    }
+
+    /// `None` if the campaign does not exist (or is deleted), or the feeds are closed.
+    pub(crate) fn subscribe(&self, campaign_id: &str) -> Option<CampaignSubscription> {
+        if self.is_closed() {
+            return None;
+        }
+        let campaigns = self.campaigns.read().unwrap_or_else(|p| p.into_inner());
+        let feed = campaigns.get(campaign_id)?;
+        let events = feed.subscribe();
+        if events.borrow().deleted {
+            return None;
+        }
+        Some(CampaignSubscription {
+            events,
+            closing: self.closing(),
+        })
+    }
+
+    /// `None` once the feeds are closed. A store with no campaign yet is watched all the
+    /// same: its first campaign is news.
+    pub(crate) fn subscribe_store(&self, store_id: &str) -> Option<StoreSubscription> {
+        if self.is_closed() {
+            return None;
+        }
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshots = match stores.get(store_id) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let snapshot = self.store_snapshot(store_id);
+                let tx = watch::Sender::new(Arc::new(snapshot));
+                let rx = tx.subscribe();
+                stores.insert(store_id.to_string(), tx);
+                rx
+            }
+        };
+        Some(StoreSubscription {
+            snapshots,
+            closing: self.closing(),
+        })
+    }
+
+    fn store_snapshot(&self, store_id: &str) -> StoreSnapshot {
+        let campaigns = self.campaigns.read().unwrap_or_else(|p| p.into_inner());
+        let mut snapshot = StoreSnapshot::default();
+        for feed in campaigns.values() {
+            if feed.store_id().as_deref() == Some(store_id) {
+                let latest = feed.latest();
+                if !latest.deleted {
+                    snapshot.campaigns.insert(feed.id.clone(), latest);
+                }
+            }
+        }
+        snapshot
+    }
+
+    /// Ends every stream (the engine shuts down), and refuses new subscriptions.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// The publisher: a round every interval, and at once for an urgent change. Ends
+    /// when the feeds close.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let mut closing = self.closing();
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let urgent_only = tokio::select! {
+                _ = tick.tick() => false,
+                _ = self.urgent.notified() => true,
+                _ = closing.closed() => return,
+            };
+            self.round(urgent_only);
+        }
+    }
+
+    /// Publishes what changed (`urgent_only`: only the changes that asked to go at once),
+    /// then brings the watched stores' snapshots up to date.
+    fn round(&self, urgent_only: bool) {
+        let now = self.clock.now();
+        let feeds: Vec<Arc<CampaignFeed>> = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut published = Vec::new();
+        for feed in &feeds {
+            if let Some(event) = feed.publish(&self.boot, now, urgent_only) {
+                published.push(event);
+            }
+        }
+        let deleted: Vec<&Arc<LiveEvent>> = published.iter().filter(|e| e.deleted).collect();
+        if !deleted.is_empty() {
+            let mut campaigns = self.campaigns.write().unwrap_or_else(|p| p.into_inner());
+            for event in deleted {
+                campaigns.remove(&event.view.id);
+            }
+        }
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        // Nobody watches these any more.
+        stores.retain(|_, tx| tx.receiver_count() > 0);
+        for event in published {
+            let Some(tx) = event.view.store_id.as_ref().and_then(|s| stores.get_mut(s)) else {
+                continue;
+            };
+            tx.send_modify(|s| {
+                let campaigns = &mut Arc::make_mut(s).campaigns;
+                if event.deleted {
+                    campaigns.remove(&event.view.id);
+                } else {
+                    campaigns.insert(event.view.id.clone(), event.clone());
+                }
+            });
+        }
+    }
+}
