@@ -10,14 +10,13 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use firstcome_engine::{
-    CampaignStatus, CampaignSubscription, LiveEvent, StoreSnapshot, StoreSubscription,
+    Beat, CampaignStatus, CampaignSubscription, LiveEvent, StoreSnapshot, StoreSubscription,
 };
 use futures::Stream;
 
@@ -27,9 +26,6 @@ use crate::problems::{INPUT, Replay, problems};
 use crate::routes::CampaignId;
 use crate::state::AppState;
 
-/// A stream with nothing to say sends a comment this often, so that proxies and clients
-/// do not take it for dead.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The `retry:` each stream starts with: how long an EventSource waits to reconnect.
 const RETRY_MS: u64 = 1000;
 
@@ -192,8 +188,10 @@ fn campaign_stream(
                 Ok(()) => Wait::Changed,
                 Err(_) => Wait::Closed,
             },
-            _ = sub.closing.closed() => Wait::Closed,
-            _ = tokio::time::sleep(KEEP_ALIVE) => Wait::Quiet,
+            beat = sub.heartbeat.next() => match beat {
+                Beat::KeepAlive => Wait::Quiet,
+                Beat::Closed => Wait::Closed,
+            },
         };
         let frame = match wait {
             Wait::Closed => return None,
@@ -232,8 +230,10 @@ fn store_stream(
                     Ok(()) => Wait::Changed,
                     Err(_) => Wait::Closed,
                 },
-                _ = sub.closing.closed() => Wait::Closed,
-                _ = tokio::time::sleep(KEEP_ALIVE) => Wait::Quiet,
+                beat = sub.heartbeat.next() => match beat {
+                    Beat::KeepAlive => Wait::Quiet,
+                    Beat::Closed => Wait::Closed,
+                },
             };
             match wait {
                 Wait::Closed => return None,

@@ -43,24 +43,51 @@ pub const DEFAULT_LIVE_INTERVAL: Duration = Duration::from_millis(500);
 pub struct CampaignSubscription {
     /// The latest event; `changed()` when another is published.
     pub events: watch::Receiver<Arc<LiveEvent>>,
-    pub closing: Closing,
+    pub heartbeat: Heartbeat,
 }
 
 /// A subscription to one store's campaigns.
 #[derive(Debug)]
 pub struct StoreSubscription {
     pub snapshots: watch::Receiver<Arc<StoreSnapshot>>,
-    pub closing: Closing,
+    pub heartbeat: Heartbeat,
 }
 
-/// Completes when the engine shuts down its feeds: every stream ends then.
-#[derive(Debug, Clone)]
-pub struct Closing(watch::Receiver<bool>);
+/// How often a quiet stream hears a [`Beat::KeepAlive`] (so that proxies and clients do
+/// not take it for dead).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-impl Closing {
-    pub async fn closed(&mut self) {
-        // An error means the feeds are gone: closed too.
-        let _ = self.0.wait_for(|closed| *closed).await;
+/// What the heartbeat says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+    /// [`KEEP_ALIVE`] went by.
+    KeepAlive,
+    /// The feeds are closed (the engine shuts down): every stream ends.
+    Closed,
+}
+
+/// One channel for every subscriber's keep-alive and end, beaten by the publisher: ten
+/// thousand subscribers wait on it instead of each setting a new timer every time it
+/// sends (docs/performance.md, Live events).
+#[derive(Debug, Clone)]
+pub struct Heartbeat(watch::Receiver<Pulse>);
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Pulse {
+    closed: bool,
+}
+
+impl Heartbeat {
+    /// The next beat.
+    pub async fn next(&mut self) -> Beat {
+        if self.0.borrow_and_update().closed {
+            return Beat::Closed;
+        }
+        match self.0.changed().await {
+            Ok(()) if !self.0.borrow_and_update().closed => Beat::KeepAlive,
+            // An error means the feeds are gone: closed too.
+            _ => Beat::Closed,
+        }
     }
 }
 
@@ -75,7 +102,7 @@ pub(crate) struct Feeds {
     /// string a client sends).
     stores: Mutex<HashMap<String, watch::Sender<Arc<StoreSnapshot>>>>,
     urgent: Arc<Notify>,
-    closing: watch::Sender<bool>,
+    heartbeat: watch::Sender<Pulse>,
 }
 
 impl Feeds {
@@ -88,7 +115,7 @@ impl Feeds {
             campaigns: RwLock::new(HashMap::new()),
             stores: Mutex::new(HashMap::new()),
             urgent: Arc::new(Notify::new()),
-            closing: watch::Sender::new(false),
+            heartbeat: watch::Sender::new(Pulse::default()),
         })
     }
 
@@ -124,11 +151,11 @@ impl Feeds {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        *self.closing.borrow()
+        self.heartbeat.borrow().closed
     }
 
-    fn closing(&self) -> Closing {
-        Closing(self.closing.subscribe())
+    fn heartbeat(&self) -> Heartbeat {
+        Heartbeat(self.heartbeat.subscribe())
     }
 
     /// `None` if the campaign does not exist (or is deleted), or the feeds are closed.
@@ -144,7 +171,7 @@ impl Feeds {
         }
         Some(CampaignSubscription {
             events,
-            closing: self.closing(),
+            heartbeat: self.heartbeat(),
         })
     }
 
@@ -167,7 +194,7 @@ impl Feeds {
         };
         Some(StoreSubscription {
             snapshots,
-            closing: self.closing(),
+            heartbeat: self.heartbeat(),
         })
     }
 
@@ -187,20 +214,29 @@ impl Feeds {
 
     /// Ends every stream (the engine shuts down), and refuses new subscriptions.
     pub(crate) fn close(&self) {
-        self.closing.send_replace(true);
+        self.heartbeat.send_replace(Pulse { closed: true });
     }
 
-    /// The publisher: a round every interval, and at once for an urgent change. Ends
-    /// when the feeds close.
+    /// The publisher: a round every interval, and at once for an urgent change; the
+    /// heartbeat every [`KEEP_ALIVE`]. Ends when the feeds close.
     pub(crate) async fn run(self: Arc<Self>) {
-        let mut closing = self.closing();
+        let mut heartbeat = self.heartbeat();
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+        keep_alive.tick().await;
         loop {
             let urgent_only = tokio::select! {
                 _ = tick.tick() => false,
                 _ = self.urgent.notified() => true,
-                _ = closing.closed() => return,
+                _ = keep_alive.tick() => {
+                    self.heartbeat.send_if_modified(|p| !p.closed);
+                    continue;
+                }
+                beat = heartbeat.next() => match beat {
+                    Beat::Closed => return,
+                    Beat::KeepAlive => continue,
+                },
             };
             self.round(urgent_only);
         }

@@ -146,8 +146,8 @@ async fn closing_the_feeds_ends_every_subscription_and_refuses_new_ones() {
     let mut campaign_sub = engine.subscribe_campaign(&id).unwrap();
     let mut store_sub = engine.subscribe_store("shop").unwrap();
     engine.close_feeds();
-    campaign_sub.closing.closed().await;
-    store_sub.closing.closed().await;
+    assert_eq!(campaign_sub.heartbeat.next().await, crate::Beat::Closed);
+    assert_eq!(store_sub.heartbeat.next().await, crate::Beat::Closed);
     assert!(matches!(
         engine.subscribe_campaign(&id),
         Err(crate::EngineError::ShuttingDown)
