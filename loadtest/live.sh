@@ -4,6 +4,7 @@
 # what they cost issuing.
 #
 #   loadtest/live.sh     # env: SUBSCRIBERS=10000 STOCK=200000 CONNECTIONS=64 ROUNDS=2
+#                        #      INTERVAL_MS (the server's live_interval_ms; its default)
 #
 # Each round runs `live-subscribers` on a fresh campaign twice, without subscribers and
 # with SUBSCRIBERS of them (interleaved: without, with, with, without, ...), on one server
@@ -25,6 +26,7 @@ source loadtest/lib.sh
 release_build_and_tmp live
 PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
+if [ -n "${INTERVAL_MS:-}" ]; then export FIRSTCOME_LIVE_INTERVAL_MS=$INTERVAL_MS; fi
 FIRSTCOME_DATA_DIR="$TMP/data" FIRSTCOME_LISTEN="127.0.0.1:$PORT" FIRSTCOME_LOG=warn \
     FIRSTCOME_MAX_CONNECTIONS=$((SUBSCRIBERS + CONNECTIONS + 256)) \
     "$BIN/firstcome" serve >>"$TMP/log" 2>&1 &
@@ -57,7 +59,7 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+
 without=$(echo "${WITHOUT_WITH[0]}" | median)
 with=$(echo "${WITHOUT_WITH[$SUBSCRIBERS]}" | median)
 echo
-echo "stock $STOCK, $CONNECTIONS issuing connections, $ROUNDS rounds interleaved"
+echo "stock $STOCK, $CONNECTIONS issuing connections, $ROUNDS rounds interleaved, live_interval_ms ${INTERVAL_MS:-default}"
 echo "issued/s without subscribers: ${WITHOUT_WITH[0]}(median $without)"
 echo "issued/s with $SUBSCRIBERS:   ${WITHOUT_WITH[$SUBSCRIBERS]}(median $with)"
 awk -v a="$with" -v b="$without" 'BEGIN {printf "ratio with/without: %.2f\n", a / b}'

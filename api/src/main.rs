@@ -94,7 +94,7 @@ struct ServeArgs {
     #[arg(long, env = "FIRSTCOME_LIVE_EVENTS")]
     live_events: Option<bool>,
     /// Milliseconds between two counts on a live stream at most (a change of status goes
-    /// at once). [default: 500]
+    /// at once). [default: 1000]
     #[arg(long, env = "FIRSTCOME_LIVE_INTERVAL_MS")]
     live_interval_ms: Option<u64>,
     /// Start even though the store was found damaged (it holds less than its seal says,

@@ -43,8 +43,8 @@ pub use engine::{
 };
 pub use error::EngineError;
 pub use feed::{
-    Beat, CampaignSubscription, DEFAULT_LIVE_INTERVAL, Heartbeat, KEEP_ALIVE, LiveEvent,
-    LiveView, StoreSnapshot, StoreSubscription,
+    Beat, CampaignSubscription, DEFAULT_LIVE_INTERVAL, Heartbeat, KEEP_ALIVE, LiveEvent, LiveView,
+    StoreSnapshot, StoreSubscription,
 };
 pub use firstcome_storage::{
     CommitStats, CommitterConfig, DayStats, Discount, DiscountKind, Store, StoreConfig, Validity,

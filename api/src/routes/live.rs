@@ -53,7 +53,7 @@ problems!(
 /// Follow a campaign live (server-sent events).
 ///
 /// The first event is the campaign's public state now; after it, one whenever its
-/// durable state changes: its count (at most one per `live_interval_ms`, 500 ms by
+/// durable state changes: its count (at most one per `live_interval_ms`, 1 s by
 /// default) or its status (at once). Every count was durable when it was sent. Each
 /// event has an `id:`; a reconnect whose `Last-Event-ID` is the latest event's is not
 /// sent it again. A deleted campaign's stream ends with a `deleted` event; a shutdown

@@ -341,8 +341,8 @@ impl Submissions {
                 if let Some(mail) = mail {
                     mail.committed(mail_jobs);
                 }
-                // Before the replies too: a subscriber hears of the last coupon no later
-                // than its winner does.
+                // Before the replies too: the sell-out's publication starts before the
+                // last winner hears.
                 this.feed.committed(issued_total, record);
             }
             for deliver in replies {

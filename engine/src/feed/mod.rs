@@ -3,8 +3,8 @@
 //!
 //! A campaign's [`CampaignFeed`] hears of its state only from the completions of its
 //! commits, on the committer thread, after the fsync and before the replies: a count is
-//! published only once it is durable, and a subscriber hears of the last coupon no later
-//! than its winner could. A restarted actor tells its feed what it recovered.
+//! published only once it is durable, and the publisher hears of the last coupon before
+//! its winner's reply leaves. A restarted actor tells its feed what it recovered.
 //!
 //! One publisher task coalesces: every [`EngineConfig::live_interval`] it publishes each
 //! campaign whose public state changed (its count, or its status as time moves its
@@ -36,7 +36,7 @@ pub use event::{LiveEvent, LiveView, StoreSnapshot};
 use crate::clock::Clock;
 
 /// The default [`EngineConfig::live_interval`](crate::EngineConfig::live_interval).
-pub const DEFAULT_LIVE_INTERVAL: Duration = Duration::from_millis(500);
+pub const DEFAULT_LIVE_INTERVAL: Duration = Duration::from_millis(1000);
 
 /// A subscription to one campaign.
 #[derive(Debug)]
