@@ -6,7 +6,8 @@
   const text = main.dataset;
   const el = (id) => document.getElementById(id);
   const number = new Intl.NumberFormat(text.locale);
-  // (time in ms, issued) as events arrived, for the last minute's chart.
+  // (time in ms, issued) as events arrived, for the last minute's chart: at most one a
+  // second (the last of that second), so at most about sixty whatever the interval.
   const samples = [];
   const CHART_SECONDS = 60;
   let retryMs = 1000;
@@ -21,8 +22,15 @@
     el("bar-fill").style.width = percent + "%";
     el("bar").setAttribute("aria-valuenow", String(percent));
     setStatus(view.status);
-    samples.push([Date.now(), view.issued]);
-    while (samples.length > 2 && samples[1][0] < Date.now() - (CHART_SECONDS + 1) * 1000) {
+    const now = Date.now();
+    const last = samples[samples.length - 1];
+    if (last && Math.floor(last[0] / 1000) === Math.floor(now / 1000)) {
+      last[0] = now;
+      last[1] = view.issued;
+    } else {
+      samples.push([now, view.issued]);
+    }
+    while (samples.length > 2 && samples[1][0] < now - (CHART_SECONDS + 1) * 1000) {
       samples.shift();
     }
     draw();
@@ -77,11 +85,25 @@
     });
     source.addEventListener("error", () => {
       el("connection").textContent = text.reconnecting;
-      // EventSource retries by itself unless the answer was not a stream (a restart
-      // answering 503, say): then this page retries, backing off to 30 s.
+      // EventSource retries by itself unless the answer was not a stream. A 404 means
+      // the campaign is gone (its `deleted` event was missed) or the streams are off:
+      // stop. Anything else (a restart answering 503, say): retry, backing off to 30 s.
       if (source.readyState === EventSource.CLOSED) {
-        setTimeout(connect, retryMs);
-        retryMs = Math.min(retryMs * 2, 30000);
+        fetch(text.events, { method: "GET" })
+          .then((answer) => {
+            if (answer.status === 404) {
+              setStatus("deleted");
+              el("connection").textContent = "";
+              return;
+            }
+            if (answer.body) answer.body.cancel();
+            setTimeout(connect, retryMs);
+            retryMs = Math.min(retryMs * 2, 30000);
+          })
+          .catch(() => {
+            setTimeout(connect, retryMs);
+            retryMs = Math.min(retryMs * 2, 30000);
+          });
       }
     });
   }

@@ -199,7 +199,8 @@ fn campaign_stream(
             Wait::Changed => {
                 let event = sub.events.borrow_and_update().clone();
                 if event.deleted {
-                    return Some((Ok(deleted_frame(&event)), (sub, None, true, guard)));
+                    let frame = deleted_frame(Some(&event.id), &event.view.id);
+                    return Some((Ok(frame), (sub, None, true, guard)));
                 }
                 campaign_frame(&event)
             }
@@ -212,12 +213,15 @@ fn campaign_stream(
 fn store_stream(
     mut sub: StoreSubscription,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let snapshot = sub.snapshots.borrow_and_update().clone();
+    let mut snapshot = (**sub.snapshots.borrow_and_update()).clone();
+    // What the subscriber is told of: not the campaigns that had ended before it came
+    // (`store_changes` keeps it so).
+    snapshot
+        .campaigns
+        .retain(|_, e| e.view.status != CampaignStatus::Ended);
     let mut first = format!("retry: {RETRY_MS}\n\n").into_bytes();
     for event in snapshot.campaigns.values() {
-        if event.view.status != CampaignStatus::Ended {
-            first.extend_from_slice(&campaign_frame(event));
-        }
+        first.extend_from_slice(&campaign_frame(event));
     }
     let state = (sub, Some(Bytes::from(first)), snapshot, Subscriber::new());
     futures::stream::unfold(state, |(mut sub, first, sent, guard)| async move {
@@ -243,9 +247,9 @@ fn store_stream(
                 }
                 Wait::Changed => {
                     let now = sub.snapshots.borrow_and_update().clone();
-                    let frames = store_changes(&sent, &now);
+                    let (frames, told) = store_changes(&sent, &now);
                     if !frames.is_empty() {
-                        return Some((Ok(frames), (sub, None, now, guard)));
+                        return Some((Ok(frames), (sub, None, told, guard)));
                     }
                 }
             }
@@ -253,11 +257,18 @@ fn store_stream(
     })
 }
 
-/// The events that take a store's subscriber from `sent` to `now`.
-fn store_changes(sent: &StoreSnapshot, now: &StoreSnapshot) -> Bytes {
+/// The events that take a store's subscriber from `sent` (what it was told) to `now`,
+/// and what it has been told then. A campaign it never heard of that has ended is no
+/// news, nor is its deletion.
+fn store_changes(sent: &StoreSnapshot, now: &StoreSnapshot) -> (Bytes, StoreSnapshot) {
     let mut out = Vec::new();
+    let mut told = StoreSnapshot::default();
     for (id, event) in &now.campaigns {
         let before = sent.campaigns.get(id);
+        if before.is_none() && event.view.status == CampaignStatus::Ended {
+            continue;
+        }
+        told.campaigns.insert(id.clone(), event.clone());
         if before.is_some_and(|b| b.id == event.id) {
             continue;
         }
@@ -268,12 +279,13 @@ fn store_changes(sent: &StoreSnapshot, now: &StoreSnapshot) -> Bytes {
             out.extend_from_slice(&campaign_frame(event));
         }
     }
-    for (id, event) in &sent.campaigns {
+    for id in sent.campaigns.keys() {
         if !now.campaigns.contains_key(id) {
-            out.extend_from_slice(&deleted_frame(event));
+            // No `id:`: the deletion's event belongs to the campaign's own stream.
+            out.extend_from_slice(&deleted_frame(None, id));
         }
     }
-    Bytes::from(out)
+    (Bytes::from(out), told)
 }
 
 /// The `campaign` event, rendered once for every subscriber of the campaign.
@@ -287,10 +299,8 @@ fn render(name: &str, event: &LiveEvent) -> Bytes {
     Bytes::from(format!("id: {}\nevent: {name}\ndata: {data}\n\n", event.id))
 }
 
-fn deleted_frame(event: &LiveEvent) -> Bytes {
-    let data = serde_json::to_string(&LiveDeletedJson { id: &event.view.id }).unwrap_or_default();
-    Bytes::from(format!(
-        "id: {}\nevent: deleted\ndata: {data}\n\n",
-        event.id
-    ))
+fn deleted_frame(event_id: Option<&str>, campaign_id: &str) -> Bytes {
+    let data = serde_json::to_string(&LiveDeletedJson { id: campaign_id }).unwrap_or_default();
+    let id = event_id.map(|id| format!("id: {id}\n")).unwrap_or_default();
+    Bytes::from(format!("{id}event: deleted\ndata: {data}\n\n"))
 }

@@ -184,7 +184,9 @@ impl Engine {
         let directory = Arc::new(Directory::default());
         let index = Arc::new(UserIndex::default());
         let live = Arc::new(LiveSubmissions::default());
-        let feeds = Feeds::new(ctx.clock.clone(), config.live_interval);
+        // A zero interval would panic the publisher's timer (and freeze every stream).
+        let live_interval = config.live_interval.max(Duration::from_millis(1));
+        let feeds = Feeds::new(ctx.clock.clone(), live_interval);
         tokio::spawn(feeds.clone().run());
         let campaign = CampaignActor {
             ctx: ctx.clone(),
@@ -608,9 +610,6 @@ impl Engine {
         Ok((out, more))
     }
 
-    /// Stops the campaign actors once their mailboxes are empty, then commits and
-    /// flushes everything queued and stops the committer. Call it after the API has
-    /// stopped taking requests.
     /// Follows a campaign's durable public state: its latest event now, and each later
     /// one. Refused for an unknown or deleted campaign, and once the feeds are closed.
     pub fn subscribe_campaign(
@@ -642,6 +641,9 @@ impl Engine {
         self.feeds.close();
     }
 
+    /// Stops the campaign actors once their mailboxes are empty, then commits and
+    /// flushes everything queued and stops the committer. Call it after the API has
+    /// stopped taking requests.
     pub async fn shutdown(&self, timeout: Duration) {
         self.feeds.close();
         // The mailer first: a send in progress is abandoned (its job stays in the

@@ -40,8 +40,6 @@ struct FeedState {
     record_version: u64,
     issued: u64,
     deleted: bool,
-    /// Changed since the last event.
-    dirty: bool,
     /// A change of status (or of the campaign): published at once, not at the round.
     urgent: bool,
     /// The last event's number.
@@ -71,7 +69,6 @@ impl CampaignFeed {
             record_version: 0,
             issued,
             deleted: false,
-            dirty: false,
             urgent: false,
             seq: 0,
             published: Published {
@@ -115,21 +112,14 @@ impl CampaignFeed {
         // (no coupon is ever taken back) and never passes the stock.
         debug_assert!(issued >= s.issued, "{}: durable count fell", self.id);
         let sold_out_now = issued != s.issued && issued >= s.record.total_stock;
-        if issued != s.issued {
-            s.issued = issued;
-            s.dirty = true;
-        }
+        s.issued = issued;
         let changed = change.is_some();
         match change {
             Some(RecordChange::Record(record)) => {
                 s.record = *record;
                 s.record_version += 1;
-                s.dirty = true;
             }
-            Some(RecordChange::Deleted) => {
-                s.deleted = true;
-                s.dirty = true;
-            }
+            Some(RecordChange::Deleted) => s.deleted = true,
             None => {}
         }
         if sold_out_now || changed {
@@ -145,7 +135,6 @@ impl CampaignFeed {
         s.issued = s.issued.max(issued);
         s.record = record.clone();
         s.record_version += 1;
-        s.dirty = true;
     }
 
     /// Publishes a new event if the public state differs from the last one's (the status
@@ -162,7 +151,6 @@ impl CampaignFeed {
             return None;
         }
         s.urgent = false;
-        s.dirty = false;
         if s.current(now) == s.published {
             return None;
         }
