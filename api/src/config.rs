@@ -43,6 +43,9 @@ pub struct Config {
     pub live_events: bool,
     /// A live stream sends a new count at most this often (a change of status at once).
     pub live_interval_ms: u64,
+    /// Live streams open at once at most; one more is answered 503 `overloaded`. Streams
+    /// need no key, so this keeps them from taking every connection from issuing.
+    pub max_live_subscribers: usize,
     /// The `[mail]` table.
     pub mail: MailSettings,
     /// Start on a store found damaged, serving what is left (`--accept-damaged-store`).
@@ -208,6 +211,7 @@ impl Default for Config {
             queue_deadline_ms: 2000,
             live_events: true,
             live_interval_ms: firstcome_engine::DEFAULT_LIVE_INTERVAL.as_millis() as u64,
+            max_live_subscribers: 2048,
             mail: MailSettings::default(),
             accept_damaged_store: false,
         }
@@ -237,6 +241,7 @@ pub struct FileConfig {
     pub queue_deadline_ms: Option<u64>,
     pub live_events: Option<bool>,
     pub live_interval_ms: Option<u64>,
+    pub max_live_subscribers: Option<usize>,
     pub mail: Option<MailSettings>,
 }
 
@@ -443,6 +448,10 @@ impl Config {
                 .live_interval_ms
                 .or(file.live_interval_ms)
                 .unwrap_or(d.live_interval_ms),
+            max_live_subscribers: overrides
+                .max_live_subscribers
+                .or(file.max_live_subscribers)
+                .unwrap_or(d.max_live_subscribers),
             mail: overrides.mail.or(file.mail).unwrap_or(d.mail),
             accept_damaged_store: false,
         };
@@ -466,6 +475,11 @@ impl Config {
         }
         if self.queue_deadline_ms == 0 {
             return bad("queue_deadline_ms must be positive");
+        }
+        if self.max_live_subscribers == 0 {
+            return bad(
+                "max_live_subscribers must be positive (live_events = false turns streams off)",
+            );
         }
         if !(10..=60_000).contains(&self.live_interval_ms) {
             return bad("live_interval_ms must be 10 to 60000");

@@ -180,6 +180,7 @@ impl Server {
             shutting_down: Arc::new(AtomicBool::new(false)),
             exports: Arc::new(tokio::sync::Semaphore::new(state::EXPORTS_AT_ONCE)),
             live_events: config.live_events,
+            live_subscribers: Arc::new(tokio::sync::Semaphore::new(config.max_live_subscribers)),
         });
         // Around the router, not inside it, so that the request span covers all of it.
         let app = request_id::with_request_ids(router(

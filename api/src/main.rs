@@ -97,6 +97,10 @@ struct ServeArgs {
     /// at once). [default: 1000]
     #[arg(long, env = "FIRSTCOME_LIVE_INTERVAL_MS")]
     live_interval_ms: Option<u64>,
+    /// Live streams open at once at most; one more is answered 503 `overloaded` (they
+    /// need no key: this keeps connections for issuing). [default: 2048]
+    #[arg(long, env = "FIRSTCOME_MAX_LIVE_SUBSCRIBERS")]
+    max_live_subscribers: Option<usize>,
     /// Start even though the store was found damaged (it holds less than its seal says,
     /// it is missing or empty, a journal record is damaged), serving what is left of it.
     /// Without it such a start is refused with exit status 3; read why first.
@@ -311,6 +315,7 @@ fn config(args: ServeArgs) -> Result<Config, Box<dyn std::error::Error>> {
         queue_deadline_ms: args.queue_deadline_ms,
         live_events: args.live_events,
         live_interval_ms: args.live_interval_ms,
+        max_live_subscribers: args.max_live_subscribers,
         mail: None,
     };
     let m = args.mail;

@@ -26,6 +26,8 @@ pub struct Handles {
     pub exports: Arc<tokio::sync::Semaphore>,
     /// The public live streams and page are served (`Config::live_events`).
     pub live_events: bool,
+    /// A permit per open live stream (`Config::max_live_subscribers`), held by the stream.
+    pub live_subscribers: Arc<tokio::sync::Semaphore>,
 }
 
 /// How many coupon exports may stream at once; one more is `503 overloaded`.

@@ -19,6 +19,7 @@ use firstcome_engine::{
     Beat, CampaignStatus, CampaignSubscription, LiveEvent, StoreSnapshot, StoreSubscription,
 };
 use futures::Stream;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::dto::{LiveDeletedJson, LiveJson, validate_store_id};
 use crate::error::{ApiError, ApiPath};
@@ -37,6 +38,7 @@ problems!(
         &[
             ApiError::CampaignNotFound,
             ApiError::LiveEventsDisabled,
+            ApiError::Overloaded,
             ApiError::Unavailable
         ]
     ]
@@ -46,7 +48,11 @@ problems!(
     Replay::No,
     [
         INPUT,
-        &[ApiError::LiveEventsDisabled, ApiError::Unavailable]
+        &[
+            ApiError::LiveEventsDisabled,
+            ApiError::Overloaded,
+            ApiError::Unavailable
+        ]
     ]
 );
 
@@ -80,12 +86,13 @@ pub async fn campaign_events(
     if !state.live_events {
         return Err(ApiError::LiveEventsDisabled);
     }
+    let permit = subscriber_permit(&state)?;
     let sub = state.engine.subscribe_campaign(&id)?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    Ok(event_stream(campaign_stream(sub, last_event_id)))
+    Ok(event_stream(campaign_stream(sub, last_event_id, permit)))
 }
 
 /// Follow a store's campaigns live (server-sent events).
@@ -117,8 +124,9 @@ pub async fn store_events(
         return Err(ApiError::LiveEventsDisabled);
     }
     validate_store_id(&store_id)?;
+    let permit = subscriber_permit(&state)?;
     let sub = state.engine.subscribe_store(&store_id)?;
-    Ok(event_stream(store_stream(sub)))
+    Ok(event_stream(store_stream(sub, permit)))
 }
 
 fn event_stream(
@@ -141,13 +149,25 @@ fn event_stream(
     response
 }
 
-/// Counts the streams open (`firstcome_live_subscribers`), as long as it lives.
-struct Subscriber;
+/// A place among `max_live_subscribers`, or `503 overloaded`.
+fn subscriber_permit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    state
+        .live_subscribers
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)
+}
+
+/// An open stream: holds its place among `max_live_subscribers` and counts itself in
+/// `firstcome_live_subscribers`, as long as it lives.
+struct Subscriber {
+    _permit: OwnedSemaphorePermit,
+}
 
 impl Subscriber {
-    fn new() -> Subscriber {
+    fn new(permit: OwnedSemaphorePermit) -> Subscriber {
         metrics::gauge!("firstcome_live_subscribers").increment(1.0);
-        Subscriber
+        Subscriber { _permit: permit }
     }
 }
 
@@ -168,6 +188,7 @@ enum Wait {
 fn campaign_stream(
     mut sub: CampaignSubscription,
     last_event_id: Option<String>,
+    permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let latest = sub.events.borrow_and_update().clone();
     let mut first = format!("retry: {RETRY_MS}\n\n").into_bytes();
@@ -175,7 +196,12 @@ fn campaign_stream(
     if last_event_id.as_deref() != Some(latest.id.as_str()) {
         first.extend_from_slice(&campaign_frame(&latest));
     }
-    let state = (sub, Some(Bytes::from(first)), false, Subscriber::new());
+    let state = (
+        sub,
+        Some(Bytes::from(first)),
+        false,
+        Subscriber::new(permit),
+    );
     futures::stream::unfold(state, |(mut sub, first, done, guard)| async move {
         if let Some(first) = first {
             return Some((Ok(first), (sub, None, done, guard)));
@@ -212,6 +238,7 @@ fn campaign_stream(
 /// A store's stream: the campaigns that have not ended, then what changes among all.
 fn store_stream(
     mut sub: StoreSubscription,
+    permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let mut snapshot = (**sub.snapshots.borrow_and_update()).clone();
     // What the subscriber is told of: not the campaigns that had ended before it came
@@ -223,7 +250,12 @@ fn store_stream(
     for event in snapshot.campaigns.values() {
         first.extend_from_slice(&campaign_frame(event));
     }
-    let state = (sub, Some(Bytes::from(first)), snapshot, Subscriber::new());
+    let state = (
+        sub,
+        Some(Bytes::from(first)),
+        snapshot,
+        Subscriber::new(permit),
+    );
     futures::stream::unfold(state, |(mut sub, first, sent, guard)| async move {
         if let Some(first) = first {
             return Some((Ok(first), (sub, None, sent, guard)));

@@ -38,6 +38,7 @@ async fn state_in(dir: &tempfile::TempDir, permits: usize, clock: ManualClock) -
             firstcome_api::state::EXPORTS_AT_ONCE,
         )),
         live_events: true,
+        live_subscribers: Arc::new(tokio::sync::Semaphore::new(16)),
     })
 }
 

@@ -389,3 +389,36 @@ async fn the_live_page_speaks_korean_or_english_after_accept_language() {
     }
     s.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn streams_beyond_max_live_subscribers_are_refused_until_one_ends() {
+    let s = TestServer::start_configured(|c| firstcome_api::Config {
+        max_live_subscribers: 1,
+        ..c
+    })
+    .await;
+    let c = s
+        .create_campaign(json!({ "name": "c", "total_stock": 5 }))
+        .await;
+    let path = format!("/v1/campaigns/{}/events", c["id"].as_str().unwrap());
+    let mut first = Events::open(&s.base, &path, None).await;
+    first.next().await.unwrap();
+    for over in [path.as_str(), "/v1/stores/shop/events"] {
+        let (status, body) = send(s.client.get(format!("{}{over}", s.base))).await;
+        assert_problem(status, &body, 503, "overloaded");
+    }
+    // Issuing is not held up by the streams.
+    assert_eq!(
+        s.issue(c["id"].as_str().unwrap(), "u1").await.0,
+        StatusCode::CREATED
+    );
+    drop(first);
+    // The place is given back when the server sees the stream closed.
+    let mut again = crate::helpers::eventually("the place to be given back", || async {
+        let r = reqwest::get(format!("{}{path}", s.base)).await.ok()?;
+        (r.status() == StatusCode::OK).then_some(r)
+    })
+    .await;
+    assert!(again.chunk().await.unwrap().is_some());
+    s.server.shutdown().await;
+}
