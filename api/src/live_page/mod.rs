@@ -124,9 +124,7 @@ async fn page(
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if !state.live_events {
-        return Err(ApiError::LiveEventsDisabled);
-    }
+    crate::routes::live::enabled(&state)?;
     // Only a campaign that exists gets a page (the subscription is dropped at once).
     drop(state.engine.subscribe_campaign(&id)?);
     let t = words(&headers);

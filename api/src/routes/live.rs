@@ -83,9 +83,7 @@ pub async fn campaign_events(
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if !state.live_events {
-        return Err(ApiError::LiveEventsDisabled);
-    }
+    enabled(&state)?;
     let permit = subscriber_permit(&state)?;
     let sub = state.engine.subscribe_campaign(&id)?;
     let last_event_id = headers
@@ -120,9 +118,7 @@ pub async fn store_events(
     State(state): State<AppState>,
     ApiPath(store_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    if !state.live_events {
-        return Err(ApiError::LiveEventsDisabled);
-    }
+    enabled(&state)?;
     validate_store_id(&store_id)?;
     let permit = subscriber_permit(&state)?;
     let sub = state.engine.subscribe_store(&store_id)?;
@@ -147,6 +143,15 @@ fn event_stream(
     // A buffering proxy (nginx) would hold events back.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// `404 live_events_disabled` when `live_events` is off (for the live page too).
+pub(crate) fn enabled(state: &AppState) -> Result<(), ApiError> {
+    if state.live_events {
+        Ok(())
+    } else {
+        Err(ApiError::LiveEventsDisabled)
+    }
 }
 
 /// A place among `max_live_subscribers`, or `503 overloaded`.

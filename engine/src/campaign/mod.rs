@@ -22,7 +22,7 @@ mod timers;
 mod unsettled;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

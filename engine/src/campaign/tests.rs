@@ -13,7 +13,7 @@ use crate::request::{CouponAction, CouponUse, IssueRequest};
 use crate::{Engine, EngineConfig, EngineError, IssueOutcome, SystemClock};
 
 /// An issue without a key, answered as the outcome itself.
-async fn issue(engine: &Engine, campaign: &str, user: &str) -> IssueOutcome {
+pub(crate) async fn issue(engine: &Engine, campaign: &str, user: &str) -> IssueOutcome {
     match engine
         .issue(IssueRequest::new(campaign, user))
         .await
@@ -39,7 +39,7 @@ fn reply<T>(
     )
 }
 
-fn spec(name: &str, stock: u64) -> NewCampaign {
+pub(crate) fn spec(name: &str, stock: u64) -> NewCampaign {
     NewCampaign {
         name: name.into(),
         total_stock: stock,
@@ -53,7 +53,7 @@ fn spec(name: &str, stock: u64) -> NewCampaign {
 }
 
 /// A new campaign's id.
-async fn campaign(engine: &Engine, name: &str, stock: u64) -> String {
+pub(crate) async fn campaign(engine: &Engine, name: &str, stock: u64) -> String {
     engine
         .create_campaign(spec(name, stock))
         .await

@@ -6,8 +6,7 @@ use std::time::Duration;
 use firstcome_storage::{Store, StoreConfig, Writes};
 
 use crate::campaign::CampaignMsg;
-use crate::model::{CampaignStatus, CouponValidity, Idempotent, IssueOutcome, NewCampaign};
-use crate::request::IssueRequest;
+use crate::model::{CampaignStatus, IssueOutcome};
 use crate::{Engine, EngineConfig, SystemClock};
 
 async fn engine(dir: &std::path::Path) -> Engine {
@@ -22,25 +21,12 @@ async fn engine(dir: &std::path::Path) -> Engine {
 }
 
 async fn campaign(engine: &Engine, stock: u64) -> String {
-    let spec = NewCampaign {
-        name: "live".into(),
-        total_stock: stock,
-        per_user_limit: 1,
-        starts_at: None,
-        ends_at: None,
-        validity: CouponValidity::UntilCampaignEnds,
-        store_id: None,
-        discount: None,
-    };
-    engine.create_campaign(spec).await.unwrap().record.id
+    crate::campaign::tests::campaign(engine, "live", stock).await
 }
 
 async fn issue(engine: &Engine, id: &str, user: &str) {
-    let outcome = engine.issue(IssueRequest::new(id, user)).await.unwrap();
-    assert!(matches!(
-        outcome,
-        Idempotent::Fresh(IssueOutcome::Issued(_))
-    ));
+    let outcome = crate::campaign::tests::issue(engine, id, user).await;
+    assert!(matches!(outcome, IssueOutcome::Issued(_)), "{outcome:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
