@@ -5,6 +5,7 @@
 #
 #   loadtest/live.sh     # env: SUBSCRIBERS=10000 STOCK=200000 CONNECTIONS=64 ROUNDS=2
 #                        #      INTERVAL_MS (the server's live_interval_ms; its default)
+#                        #      SERVER_BIN (another build of firstcome, for an A/B)
 #
 # Each round runs `live-subscribers` on a fresh campaign twice, without subscribers and
 # with SUBSCRIBERS of them (interleaved: without, with, with, without, ...), on one server
@@ -30,7 +31,7 @@ if [ -n "${INTERVAL_MS:-}" ]; then export FIRSTCOME_LIVE_INTERVAL_MS=$INTERVAL_M
 FIRSTCOME_DATA_DIR="$TMP/data" FIRSTCOME_LISTEN="127.0.0.1:$PORT" FIRSTCOME_LOG=warn \
     FIRSTCOME_MAX_CONNECTIONS=$((SUBSCRIBERS + CONNECTIONS + 256)) \
     FIRSTCOME_MAX_LIVE_SUBSCRIBERS=$((SUBSCRIBERS + 1)) \
-    "$BIN/firstcome" serve >>"$TMP/log" 2>&1 &
+    "${SERVER_BIN:-$BIN/firstcome}" serve >>"$TMP/log" 2>&1 &
 SERVER=$!
 PIDS+=("$SERVER")
 wait_port "$PORT"

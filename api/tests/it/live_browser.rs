@@ -12,7 +12,9 @@ use serde_json::json;
 
 use crate::helpers::{TestServer, eventually};
 
-/// `chromedriver` on a free loopback port, ended when dropped.
+/// `chromedriver` on a free loopback port, in a process group of its own: dropped (a
+/// passing test, or a failing one unwinding), the whole group is killed, Chromium with
+/// it. Killing chromedriver alone leaves the browser running.
 struct Driver {
     child: tokio::process::Child,
     url: String,
@@ -30,6 +32,7 @@ impl Driver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            .process_group(0)
             .spawn()
             .expect("chromedriver runs (apt-get install chromium chromium-driver)");
         let url = format!("http://127.0.0.1:{port}");
@@ -45,6 +48,11 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
         let _ = self.child.start_kill();
     }
 }
