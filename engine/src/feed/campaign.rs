@@ -100,10 +100,6 @@ impl CampaignFeed {
         self.tx.borrow().clone()
     }
 
-    pub(super) fn store_id(&self) -> Option<String> {
-        self.lock().record.store_id.clone()
-    }
-
     /// A commit of the campaign is durable: `issued` coupons in all, and the change to the
     /// campaign it made, if any. Runs on the committer thread, before the commit's replies.
     pub(crate) fn committed(&self, issued: u64, change: Option<RecordChange>) {

@@ -23,7 +23,7 @@ mod event;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -91,13 +91,22 @@ impl Heartbeat {
     }
 }
 
+/// Every campaign's feed, and which campaigns each store has (a store id never changes).
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<String, Arc<CampaignFeed>>,
+    /// So that following a store reads its campaigns, not every campaign: a store id is
+    /// whatever a client without a key sends.
+    by_store: HashMap<String, BTreeSet<String>>,
+}
+
 pub(crate) struct Feeds {
     /// Names this process start in event ids (`LiveEvent::id`).
     boot: String,
     clock: Arc<dyn Clock>,
     interval: Duration,
     // std locks: held for one map operation or one round's copy, never across an await.
-    campaigns: RwLock<HashMap<String, Arc<CampaignFeed>>>,
+    campaigns: RwLock<Registry>,
     /// Only stores someone subscribes to, dropped once nobody does (a store id is any
     /// string a client sends).
     stores: Mutex<HashMap<String, watch::Sender<Arc<StoreSnapshot>>>>,
@@ -112,7 +121,7 @@ impl Feeds {
             boot: format!("{boot_ms:x}"),
             clock,
             interval,
-            campaigns: RwLock::new(HashMap::new()),
+            campaigns: RwLock::new(Registry::default()),
             stores: Mutex::new(HashMap::new()),
             urgent: Arc::new(Notify::new()),
             heartbeat: watch::Sender::new(Pulse::default()),
@@ -123,7 +132,7 @@ impl Feeds {
     /// or (for a restarted actor) the one its subscribers already watch.
     pub(crate) fn register(&self, record: &CampaignRecord, issued: u64) -> Arc<CampaignFeed> {
         let mut campaigns = self.campaigns.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(feed) = campaigns.get(&record.id) {
+        if let Some(feed) = campaigns.by_id.get(&record.id) {
             feed.recovered(record, issued);
             return feed.clone();
         }
@@ -134,7 +143,14 @@ impl Feeds {
             self.clock.now(),
             self.urgent.clone(),
         );
-        campaigns.insert(record.id.clone(), feed.clone());
+        campaigns.by_id.insert(record.id.clone(), feed.clone());
+        if let Some(store) = &record.store_id {
+            campaigns
+                .by_store
+                .entry(store.clone())
+                .or_default()
+                .insert(record.id.clone());
+        }
         drop(campaigns);
         if let Some(store) = &record.store_id {
             // A new campaign of a watched store: its subscribers hear of it now.
@@ -164,7 +180,7 @@ impl Feeds {
             return None;
         }
         let campaigns = self.campaigns.read().unwrap_or_else(|p| p.into_inner());
-        let feed = campaigns.get(campaign_id)?;
+        let feed = campaigns.by_id.get(campaign_id)?;
         let events = feed.subscribe();
         if events.borrow().deleted {
             return None;
@@ -201,12 +217,11 @@ impl Feeds {
     fn store_snapshot(&self, store_id: &str) -> StoreSnapshot {
         let campaigns = self.campaigns.read().unwrap_or_else(|p| p.into_inner());
         let mut snapshot = StoreSnapshot::default();
-        for feed in campaigns.values() {
-            if feed.store_id().as_deref() == Some(store_id) {
-                let latest = feed.latest();
-                if !latest.deleted {
-                    snapshot.campaigns.insert(feed.id.clone(), latest);
-                }
+        let ids = campaigns.by_store.get(store_id).into_iter().flatten();
+        for feed in ids.filter_map(|id| campaigns.by_id.get(id)) {
+            let latest = feed.latest();
+            if !latest.deleted {
+                snapshot.campaigns.insert(feed.id.clone(), latest);
             }
         }
         snapshot
@@ -250,6 +265,7 @@ impl Feeds {
             .campaigns
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .by_id
             .values()
             .cloned()
             .collect();
@@ -263,7 +279,15 @@ impl Feeds {
         if !deleted.is_empty() {
             let mut campaigns = self.campaigns.write().unwrap_or_else(|p| p.into_inner());
             for event in deleted {
-                campaigns.remove(&event.view.id);
+                campaigns.by_id.remove(&event.view.id);
+                if let Some(store) = &event.view.store_id {
+                    if let Some(ids) = campaigns.by_store.get_mut(store) {
+                        ids.remove(&event.view.id);
+                        if ids.is_empty() {
+                            campaigns.by_store.remove(store);
+                        }
+                    }
+                }
             }
         }
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
