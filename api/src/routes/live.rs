@@ -16,10 +16,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use firstcome_engine::{
-    Beat, CampaignStatus, CampaignSubscription, LiveEvent, StoreSnapshot, StoreSubscription,
+    Beat, CampaignStatus, CampaignSubscription, Heartbeat, LiveEvent, StoreSnapshot,
+    StoreSubscription,
 };
-use futures::Stream;
-use tokio::sync::OwnedSemaphorePermit;
+use futures::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use crate::dto::{LiveDeletedJson, LiveJson, validate_store_id};
 use crate::error::{ApiError, ApiPath};
@@ -189,6 +190,29 @@ enum Wait {
     Quiet,
 }
 
+/// Waits for the next change of `changes`, the next heartbeat, or the close.
+async fn next_wait<T>(changes: &mut watch::Receiver<T>, heartbeat: &mut Heartbeat) -> Wait {
+    tokio::select! {
+        changed = changes.changed() => match changed {
+            Ok(()) => Wait::Changed,
+            Err(_) => Wait::Closed,
+        },
+        beat = heartbeat.next() => match beat {
+            Beat::KeepAlive => Wait::Quiet,
+            Beat::Closed => Wait::Closed,
+        },
+    }
+}
+
+const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
+
+/// What every stream starts with: `retry:`, then `frames`.
+fn opening(frames: Vec<u8>) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let mut first = format!("retry: {RETRY_MS}\n\n").into_bytes();
+    first.extend_from_slice(&frames);
+    futures::stream::once(std::future::ready(Ok(Bytes::from(first))))
+}
+
 /// A campaign's stream: `retry:` and the latest event, then each later event.
 fn campaign_stream(
     mut sub: CampaignSubscription,
@@ -196,48 +220,34 @@ fn campaign_stream(
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let latest = sub.events.borrow_and_update().clone();
-    let mut first = format!("retry: {RETRY_MS}\n\n").into_bytes();
     // The client has this one already (it reconnected after it).
-    if last_event_id.as_deref() != Some(latest.id.as_str()) {
-        first.extend_from_slice(&campaign_frame(&latest));
-    }
-    let state = (
-        sub,
-        Some(Bytes::from(first)),
-        false,
-        Subscriber::new(permit),
-    );
-    futures::stream::unfold(state, |(mut sub, first, done, guard)| async move {
-        if let Some(first) = first {
-            return Some((Ok(first), (sub, None, done, guard)));
-        }
-        if done {
-            return None;
-        }
-        let wait = tokio::select! {
-            changed = sub.events.changed() => match changed {
-                Ok(()) => Wait::Changed,
-                Err(_) => Wait::Closed,
-            },
-            beat = sub.heartbeat.next() => match beat {
-                Beat::KeepAlive => Wait::Quiet,
-                Beat::Closed => Wait::Closed,
-            },
-        };
-        let frame = match wait {
-            Wait::Closed => return None,
-            Wait::Quiet => Bytes::from_static(b": keep-alive\n\n"),
-            Wait::Changed => {
-                let event = sub.events.borrow_and_update().clone();
-                if event.deleted {
-                    let frame = deleted_frame(Some(&event.id), &event.view.id);
-                    return Some((Ok(frame), (sub, None, true, guard)));
-                }
-                campaign_frame(&event)
+    let first = if last_event_id.as_deref() == Some(latest.id.as_str()) {
+        Vec::new()
+    } else {
+        campaign_frame(&latest).to_vec()
+    };
+    let state = (sub, false, Subscriber::new(permit));
+    opening(first).chain(futures::stream::unfold(
+        state,
+        |(mut sub, done, guard)| async move {
+            if done {
+                return None;
             }
-        };
-        Some((Ok(frame), (sub, None, false, guard)))
-    })
+            let frame = match next_wait(&mut sub.events, &mut sub.heartbeat).await {
+                Wait::Closed => return None,
+                Wait::Quiet => Bytes::from_static(KEEP_ALIVE_FRAME),
+                Wait::Changed => {
+                    let event = sub.events.borrow_and_update().clone();
+                    if event.deleted {
+                        let frame = deleted_frame(Some(&event.id), &event.view.id);
+                        return Some((Ok(frame), (sub, true, guard)));
+                    }
+                    campaign_frame(&event)
+                }
+            };
+            Some((Ok(frame), (sub, false, guard)))
+        },
+    ))
 }
 
 /// A store's stream: the campaigns that have not ended, then what changes among all.
@@ -251,47 +261,32 @@ fn store_stream(
     snapshot
         .campaigns
         .retain(|_, e| e.view.status != CampaignStatus::Ended);
-    let mut first = format!("retry: {RETRY_MS}\n\n").into_bytes();
+    let mut first = Vec::new();
     for event in snapshot.campaigns.values() {
         first.extend_from_slice(&campaign_frame(event));
     }
-    let state = (
-        sub,
-        Some(Bytes::from(first)),
-        snapshot,
-        Subscriber::new(permit),
-    );
-    futures::stream::unfold(state, |(mut sub, first, sent, guard)| async move {
-        if let Some(first) = first {
-            return Some((Ok(first), (sub, None, sent, guard)));
-        }
-        loop {
-            let wait = tokio::select! {
-                changed = sub.snapshots.changed() => match changed {
-                    Ok(()) => Wait::Changed,
-                    Err(_) => Wait::Closed,
-                },
-                beat = sub.heartbeat.next() => match beat {
-                    Beat::KeepAlive => Wait::Quiet,
-                    Beat::Closed => Wait::Closed,
-                },
-            };
-            match wait {
-                Wait::Closed => return None,
-                Wait::Quiet => {
-                    let frame = Bytes::from_static(b": keep-alive\n\n");
-                    return Some((Ok(frame), (sub, None, sent, guard)));
-                }
-                Wait::Changed => {
-                    let now = sub.snapshots.borrow_and_update().clone();
-                    let (frames, told) = store_changes(&sent, &now);
-                    if !frames.is_empty() {
-                        return Some((Ok(frames), (sub, None, told, guard)));
+    let state = (sub, snapshot, Subscriber::new(permit));
+    opening(first).chain(futures::stream::unfold(
+        state,
+        |(mut sub, sent, guard)| async move {
+            loop {
+                match next_wait(&mut sub.snapshots, &mut sub.heartbeat).await {
+                    Wait::Closed => return None,
+                    Wait::Quiet => {
+                        let frame = Bytes::from_static(KEEP_ALIVE_FRAME);
+                        return Some((Ok(frame), (sub, sent, guard)));
+                    }
+                    Wait::Changed => {
+                        let now = sub.snapshots.borrow_and_update().clone();
+                        let (frames, told) = store_changes(&sent, &now);
+                        if !frames.is_empty() {
+                            return Some((Ok(frames), (sub, told, guard)));
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    ))
 }
 
 /// The events that take a store's subscriber from `sent` (what it was told) to `now`,

@@ -7,6 +7,7 @@ use ractor::ActorProcessingErr;
 
 use super::{CampaignActor, CampaignState, Effects};
 use crate::error::EngineError;
+use crate::feed::RecordChange;
 use crate::ids::coupon_id;
 use crate::ledger::Decision;
 use crate::mail::{self, Contact, MailKind};
@@ -229,6 +230,7 @@ impl CampaignActor {
             return Ok(Err(e));
         }
         effects.writes.put_campaign(&record)?;
+        effects.record = Some(RecordChange::Record(Box::new(record.clone())));
         state.ledger.set_total_stock(record.total_stock);
         state.record = record;
         Ok(Ok(self.view(state)))
@@ -243,6 +245,7 @@ impl CampaignActor {
         if state.record.ends_at.is_none_or(|e| e > now_us) {
             state.record.ends_at = Some(now_us);
             effects.writes.put_campaign(&state.record)?;
+            effects.record = Some(RecordChange::Record(Box::new(state.record.clone())));
         }
         Ok(self.view(state))
     }
@@ -274,6 +277,7 @@ impl CampaignActor {
             return Err(EngineError::CampaignHasCoupons);
         }
         effects.writes.delete_campaign(&state.record.id);
+        effects.record = Some(RecordChange::Deleted);
         // No user lists a coupon of it: it has none.
         self.index.forget_campaign(state.record.ordinal);
         state.deleted = true;

@@ -38,7 +38,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::admission::Reply;
 use crate::context::Context;
 use crate::error::EngineError;
-use crate::feed::{Feeds, RecordChange};
+use crate::feed::Feeds;
 use crate::idempotency::{Durability, Earlier, KeyClaims};
 use crate::ledger::{Durable, Ledger};
 use crate::mail::MailHandle;
@@ -601,25 +601,16 @@ impl CampaignActor {
             CampaignMsg::Update(patch, reply) => {
                 let mut effects = Effects::default();
                 let view = self.update(state, &mut effects, &patch)?;
-                if view.is_ok() {
-                    effects.record = Some(RecordChange::Record(Box::new(state.record.clone())));
-                }
                 self.commit_and_reply(state, effects, Some(reply), view)?;
             }
             CampaignMsg::Close(reply) => {
                 let mut effects = Effects::default();
                 let view = self.close(state, &mut effects)?;
-                if !effects.writes.is_empty() {
-                    effects.record = Some(RecordChange::Record(Box::new(state.record.clone())));
-                }
                 self.commit_and_reply(state, effects, Some(reply), Ok(view))?;
             }
             CampaignMsg::Delete(reply) => {
                 let mut effects = Effects::default();
                 let result = self.delete(state, &mut effects);
-                if result.is_ok() {
-                    effects.record = Some(RecordChange::Deleted);
-                }
                 self.commit_and_reply(state, effects, Some(reply), result)?;
             }
             CampaignMsg::Stats(reply) => {

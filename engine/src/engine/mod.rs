@@ -619,20 +619,13 @@ impl Engine {
         if !is_campaign_id(campaign_id) {
             return Err(EngineError::CampaignNotFound);
         }
-        if self.feeds.is_closed() {
-            return Err(EngineError::ShuttingDown);
-        }
-        self.feeds
-            .subscribe(campaign_id)
-            .ok_or(EngineError::CampaignNotFound)
+        self.feeds.subscribe(campaign_id)
     }
 
     /// Follows every campaign of a store (any store id: one with no campaign yet is
     /// followed all the same). Refused once the feeds are closed.
     pub fn subscribe_store(&self, store_id: &str) -> Result<StoreSubscription, EngineError> {
-        self.feeds
-            .subscribe_store(store_id)
-            .ok_or(EngineError::ShuttingDown)
+        self.feeds.subscribe_store(store_id)
     }
 
     /// Ends every live stream and refuses new ones: the first step of a shutdown, since

@@ -34,6 +34,7 @@ pub(crate) use campaign::{CampaignFeed, RecordChange};
 pub use event::{LiveEvent, LiveView, StoreSnapshot};
 
 use crate::clock::Clock;
+use crate::error::EngineError;
 
 /// The default [`EngineConfig::live_interval`](crate::EngineConfig::live_interval).
 pub const DEFAULT_LIVE_INTERVAL: Duration = Duration::from_millis(1000);
@@ -166,7 +167,7 @@ impl Feeds {
         feed
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.heartbeat.borrow().closed
     }
 
@@ -174,28 +175,32 @@ impl Feeds {
         Heartbeat(self.heartbeat.subscribe())
     }
 
-    /// `None` if the campaign does not exist (or is deleted), or the feeds are closed.
-    pub(crate) fn subscribe(&self, campaign_id: &str) -> Option<CampaignSubscription> {
+    /// Refused for a campaign that does not exist (or is deleted), and once the feeds are
+    /// closed.
+    pub(crate) fn subscribe(&self, campaign_id: &str) -> Result<CampaignSubscription, EngineError> {
         if self.is_closed() {
-            return None;
+            return Err(EngineError::ShuttingDown);
         }
         let campaigns = self.campaigns.read().unwrap_or_else(|p| p.into_inner());
-        let feed = campaigns.by_id.get(campaign_id)?;
+        let feed = campaigns
+            .by_id
+            .get(campaign_id)
+            .ok_or(EngineError::CampaignNotFound)?;
         let events = feed.subscribe();
         if events.borrow().deleted {
-            return None;
+            return Err(EngineError::CampaignNotFound);
         }
-        Some(CampaignSubscription {
+        Ok(CampaignSubscription {
             events,
             heartbeat: self.heartbeat(),
         })
     }
 
-    /// `None` once the feeds are closed. A store with no campaign yet is watched all the
+    /// Refused once the feeds are closed. A store with no campaign yet is watched all the
     /// same: its first campaign is news.
-    pub(crate) fn subscribe_store(&self, store_id: &str) -> Option<StoreSubscription> {
+    pub(crate) fn subscribe_store(&self, store_id: &str) -> Result<StoreSubscription, EngineError> {
         if self.is_closed() {
-            return None;
+            return Err(EngineError::ShuttingDown);
         }
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
         let snapshots = match stores.get(store_id) {
@@ -208,7 +213,7 @@ impl Feeds {
                 rx
             }
         };
-        Some(StoreSubscription {
+        Ok(StoreSubscription {
             snapshots,
             heartbeat: self.heartbeat(),
         })
