@@ -68,5 +68,7 @@ awk -v a="$with" -v b="$without" 'BEGIN {printf "ratio with/without: %.2f\n", a 
 for f in "$TMP"/live-"$SUBSCRIBERS"-*.json; do
     echo "$(basename "$f"): per subscriber $(field "$f" rss_per_subscriber_kb) KiB RSS," \
         "lag p50 $(field "$f" p50) ms, p90 $(field "$f" p90) ms, p99 $(field "$f" p99) ms," \
-        "max $(field "$f" max) ms; $(field "$f" saw_sold_out) saw the sell-out"
+        "max $(field "$f" max) ms; $(field "$f" saw_sold_out) saw the sell-out;" \
+        "fan-out CPU: server $(field "$f" fan_out_server_cpu_ms) ms," \
+        "readers $(field "$f" fan_out_reader_cpu_ms) ms"
 done

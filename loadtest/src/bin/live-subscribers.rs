@@ -10,7 +10,9 @@
 //!    acknowledgement.
 //! 4. Each subscriber notes when its stream says `sold_out`; the lag is that instant
 //!    minus the instant the last coupon was acknowledged to its client (negative when
-//!    the stream was first: counted as 0, and reported).
+//!    the stream was first: counted as 0, and reported). Each keeps its stream open until
+//!    all have heard, as a live page does; the CPU both processes spent from the first
+//!    "sold out" answer until then is the fan-out's cost (`fan_out_*_cpu_ms`).
 //!
 //! Prints a JSON report (and writes it to `--json`). `loadtest/live.sh` runs it with and
 //! without subscribers, interleaved, against the release binary.
@@ -47,6 +49,10 @@ struct Args {
     server_pid: Option<u32>,
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Only hold the streams open this long, then exit, issuing nothing: for profiling
+    /// the fan-out of events that another tool causes (pause and resume the campaign).
+    #[arg(long)]
+    hold_secs: Option<u64>,
 }
 
 fn rss_kb(pid: Option<u32>) -> Option<u64> {
@@ -55,6 +61,21 @@ fn rss_kb(pid: Option<u32>) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU time (user + system) a process has used so far, in ms, from `/proc/<pid>/stat`
+/// (`None` for this process). Its resolution is 10 ms.
+fn cpu_ms(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // `/proc` counts in USER_HZ, which Linux fixes at 100 for userspace on x86 and arm.
+    Some(ticks * 10.0)
 }
 
 /// What one subscriber saw.
@@ -66,12 +87,15 @@ struct Seen {
 }
 
 /// One stream: connects, reads until `sold_out` (or the end), counting what it read.
-/// Once the first event is in, `connecting` is released and `first` told.
+/// Once the first event is in, `connecting` is released and `first` told; once it has
+/// read the sell-out, `heard` is told, and the stream closes when `release` says so.
 async fn subscribe(
     addr: String,
     path: String,
     connecting: OwnedSemaphorePermit,
     first: tokio::sync::mpsc::Sender<()>,
+    heard: tokio::sync::mpsc::UnboundedSender<()>,
+    mut release: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Seen, std::io::Error> {
     let mut connecting = Some(connecting);
     let mut stream = TcpStream::connect(&addr).await?;
@@ -101,6 +125,11 @@ async fn subscribe(
         }
         if count(&carry, b"\"status\":\"sold_out\"") > 0 {
             seen.sold_out_at = Some(Instant::now());
+            // Keep the stream open, as a live page does, until every subscriber has
+            // heard: a close now would make the server tear this connection down on the
+            // same two cores while it is still writing the sell-out to the others.
+            let _ = heard.send(());
+            let _ = release.wait_for(|released| *released).await;
             return Ok(seen);
         }
         let keep = carry.len().min(64);
@@ -135,11 +164,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let id = created["id"].as_str().ok_or("no campaign id")?.to_string();
     let path = format!("/v1/campaigns/{id}/events");
 
+    // The streams stand in for browsers on other machines, but share these two cores
+    // with the server. Their reads run on a runtime of their own, on one thread: at most
+    // one core, and a ready stream wakes no other thread (a multi-thread runtime would
+    // wake a second worker to steal, for ten thousand tiny reads).
+    let readers = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let readers_handle = readers.handle().clone();
+    let (stop_readers, readers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let readers_thread = std::thread::Builder::new()
+        .name("readers".into())
+        .spawn(move || {
+            let _ = readers.block_on(readers_stopped);
+        })?;
+
     let rss_before_kb = rss_kb(args.server_pid);
     let (first_tx, mut first_rx) = tokio::sync::mpsc::channel(1024);
     let connecting = Arc::new(Semaphore::new(256));
     let connect_started = Instant::now();
     let mut subscribers = Vec::with_capacity(args.subscribers);
+    let (heard_tx, mut heard_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     // At most 256 streams connecting at once (each until its first event): a burst of
     // ten thousand connects would overflow the listen backlog.
     let counting = tokio::spawn(async move {
@@ -155,7 +201,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..args.subscribers {
         let (addr, path, first) = (addr.clone(), path.clone(), first_tx.clone());
         let permit = connecting.clone().acquire_owned().await?;
-        subscribers.push(tokio::spawn(subscribe(addr, path, permit, first)));
+        let (heard, release) = (heard_tx.clone(), release_rx.clone());
+        subscribers
+            .push(readers_handle.spawn(subscribe(addr, path, permit, first, heard, release)));
     }
     drop(first_tx);
     let connected = counting.await?;
@@ -163,10 +211,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Let the server settle (allocations freed after the burst) before reading its RSS.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_connected_kb = rss_kb(args.server_pid);
+    if let Some(secs) = args.hold_secs {
+        println!("{id}: {connected} streams open, holding them {secs} s");
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        return Ok(());
+    }
 
     let next_user = Arc::new(AtomicU64::new(0));
     let last_ack = Arc::new(Mutex::new(None::<Instant>));
     let acked = Arc::new(AtomicU64::new(0));
+    // Both processes' CPU time when the first worker heard "sold out", so the time the
+    // fan-out of the sell-out costs each side can be told apart from the issuing's.
+    let at_sold_out = Arc::new(std::sync::OnceLock::<(Option<f64>, Option<f64>)>::new());
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.connections {
@@ -177,6 +233,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             args.issuer_key.clone(),
         );
         let (next_user, last_ack, acked) = (next_user.clone(), last_ack.clone(), acked.clone());
+        let (at_sold_out, server_pid) = (at_sold_out.clone(), args.server_pid);
         workers.push(tokio::spawn(async move {
             loop {
                 let user = next_user.fetch_add(1, Ordering::Relaxed);
@@ -196,7 +253,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             *last = Some(now);
                         }
                     }
-                    409 => return,
+                    409 => {
+                        at_sold_out.get_or_init(|| (cpu_ms(server_pid), cpu_ms(None)));
+                        return;
+                    }
                     _ => {}
                 }
                 let _ = resp.bytes().await;
@@ -209,6 +269,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let last_ack = last_ack.lock().await.ok_or("nothing was acknowledged")?;
     let issue_secs = (last_ack - started).as_secs_f64();
     let acked = acked.load(Ordering::Relaxed);
+
+    // Every subscriber that will hear the sell-out has (or 30 s passed).
+    drop(heard_tx);
+    let mut heard = 0;
+    while heard < args.subscribers {
+        match tokio::time::timeout(Duration::from_secs(30), heard_rx.recv()).await {
+            Ok(Some(())) => heard += 1,
+            _ => break,
+        }
+    }
+    // The sell-out's fan-out: CPU from the first "sold out" answer until every stream
+    // said so (and the last workers heard their 409s).
+    let (server_then, reader_then) = at_sold_out.get().copied().unwrap_or((None, None));
+    let since = |then: Option<f64>, now: Option<f64>| Some(now? - then?);
+    let fan_out_server_cpu_ms = since(server_then, cpu_ms(args.server_pid));
+    let fan_out_reader_cpu_ms = since(reader_then, cpu_ms(None));
+    let _ = release_tx.send(true);
 
     let mut lag_us = Histogram::<u64>::new(3)?;
     let (mut saw_sold_out, mut before_ack, mut bytes, mut events) = (0u64, 0u64, 0u64, 0u64);
@@ -228,6 +305,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             lag_us.record(lag.as_micros() as u64)?;
         }
     }
+    let _ = stop_readers.send(());
+    let _ = readers_thread.join();
     let per_subscriber_kb = match (rss_before_kb, rss_connected_kb) {
         (Some(b), Some(a)) if args.subscribers > 0 => {
             Some(a.saturating_sub(b) as f64 / args.subscribers as f64)
@@ -251,6 +330,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lag_ms": {
             "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": lag_us.max() as f64 / 1000.0,
         },
+        "fan_out_server_cpu_ms": fan_out_server_cpu_ms,
+        "fan_out_reader_cpu_ms": fan_out_reader_cpu_ms,
         "bytes_per_subscriber": if args.subscribers > 0 { bytes / args.subscribers as u64 } else { 0 },
         "events_per_subscriber": if args.subscribers > 0 { events as f64 / args.subscribers as f64 } else { 0.0 },
     });
