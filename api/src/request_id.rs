@@ -27,7 +27,9 @@ const MAX_LEN: usize = 128;
 /// `router` with request ids and a span per request, outermost, so that the span covers
 /// everything the router does (metrics, body limits, panics caught).
 pub fn with_request_ids(router: Router) -> Router {
-    router.layer(
+    // Around the router as one service, not `Router::layer` (which wraps each route and
+    // costs allocations per request; see `crate::router`).
+    Router::new().fallback_service(
         ServiceBuilder::new()
             .layer(MapRequestLayer::new(drop_invalid_id))
             .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
@@ -46,7 +48,8 @@ pub fn with_request_ids(router: Router) -> Router {
                     // and 503 `overloaded` under load must not flood the log at error level.
                     .on_failure(()),
             )
-            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID)),
+            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+            .service(router),
     )
 }
 
