@@ -2,6 +2,7 @@
 # Overload on loopback: what firstcome does when far more clients come than it can serve.
 #
 #   loadtest/overload.sh      # env: CONNECTIONS=8000 SECS=20 MAX_CONNECTIONS=4096
+#                             #      SERVER_BIN (another build of firstcome, for an A/B)
 #
 # 1. Peak: wrk -c64 for 10 s (every request issues to a new user): coupons/s.
 # 2. Overload: wrk with CONNECTIONS (default 8,000, about twice max_connections) for SECS:
@@ -26,7 +27,7 @@ release_build_and_tmp overload
 PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 FIRSTCOME_DATA_DIR="$TMP/data" FIRSTCOME_LISTEN="127.0.0.1:$PORT" FIRSTCOME_LOG=warn \
-    FIRSTCOME_MAX_CONNECTIONS="$MAX_CONNECTIONS" "$BIN/firstcome" serve >>"$TMP/log" 2>&1 &
+    FIRSTCOME_MAX_CONNECTIONS="$MAX_CONNECTIONS" "${SERVER_BIN:-$BIN/firstcome}" serve >>"$TMP/log" 2>&1 &
 SERVER=$!
 PIDS+=("$SERVER")
 wait_port "$PORT"
@@ -58,10 +59,15 @@ ERRORS=$(grep -E 'Socket errors' "$TMP/over.txt" || echo "Socket errors: none")
 RSS_MAX=$(sort -n "$TMP/rss" | tail -n 1)
 sleep 10
 RSS_AFTER=$(rss_mb)
-REFUSED_CONNS=$(curl -s "$URL/metrics" | awk '/^firstcome_http_connections_refused_total/ {print $2}')
+METRICS=$(curl -s "$URL/metrics")
+REFUSED_CONNS=$(echo "$METRICS" | awk '/^firstcome_http_connections_refused_total/ {print $2}')
+# The coupons the server holds by then: its RSS after includes them (loadtest/million.sh
+# measures what a million of them take).
+ISSUED_TOTAL=$(echo "$METRICS" | awk '/^firstcome_issue_total\{outcome="issued"\}/ {print $2}')
 
 cat "$TMP/over.txt" >&2
 echo
 awk -v p="$PEAK" -v o="$OVER" 'BEGIN {printf "issued: %.0f coupons/s at peak (64 connections), %.0f under overload: %.2f of the peak\n", p, o, o / p}'
 echo "503 answers under overload: ${REFUSED:-0} (connections refused at the cap: ${REFUSED_CONNS:-0}); wrk: $ERRORS"
-echo "RSS: ${RSS_BEFORE} MB before, at most ${RSS_MAX} MB during, ${RSS_AFTER} MB 10 s after"
+echo "RSS: ${RSS_BEFORE} MB before, at most ${RSS_MAX} MB during, ${RSS_AFTER} MB 10 s after," \
+    "holding ${ISSUED_TOTAL:-?} coupons by then"

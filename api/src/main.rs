@@ -17,6 +17,14 @@ use firstcome_api::Server;
 use firstcome_api::config::{Config, FileConfig, MailOverrides, SmtpOverrides};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc, not glibc's malloc: under thousands of connections glibc's per-thread
+/// arenas fragment (malloc and free were ~22 % of the CPU under overload) and never give
+/// the memory back. jemalloc's background thread (the `background_threads` feature)
+/// returns freed memory on its decay schedule even once the server is idle; its other
+/// defaults are in `.cargo/config.toml` (docs/performance.md, Allocator).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The exit status of a start refused because the store is damaged.
 const EXIT_DAMAGED_STORE: u8 = 3;
 
