@@ -31,15 +31,22 @@ wait_port "$PORT"
     --hold-secs 3600 >"$TMP/hold" 2>&1 &
 HOLDER=$!
 PIDS+=("$HOLDER")
-until grep -q -e holding -e Error "$TMP/hold"; do sleep 0.5; done
+until grep -q -e holding -e Error "$TMP/hold"; do
+    kill -0 "$HOLDER" 2>/dev/null || break
+    sleep 0.5
+done
 grep -q holding "$TMP/hold" || { cat "$TMP/hold" >&2; exit 1; }
-ID=$(cut -d: -f1 "$TMP/hold")
+# "<campaign id>: <n> streams open, holding them ..."
+ID=$(grep holding "$TMP/hold" | cut -d: -f1)
+OPEN=$(grep holding "$TMP/hold" | sed -n 's/^[^:]*: \([0-9]*\) streams open.*/\1/p')
+[ "$OPEN" = "$SUBSCRIBERS" ] || { echo "only $OPEN of $SUBSCRIBERS streams opened" >&2; exit 1; }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 server0=$(cpu_ticks "$SERVER"); readers0=$(cpu_ticks "$HOLDER")
 if [ -n "${PERF:-}" ]; then
     perf record -F 2999 -g -p "$SERVER" -o "$PERF_DATA" 2>/dev/null &
     RECORDER=$!
+    PIDS+=("$RECORDER")
     sleep 0.5
 fi
 for i in $(seq 1 "$EVENTS"); do
