@@ -366,15 +366,13 @@ fn http_handles(
 /// Counts and times every routed request, labelled by route template.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    // A clone of the route's `Arc<str>`, not a new String per request.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let response = next.run(req).await;
     let status = response.status();
     let handles = http_handles(
-        route.as_deref().unwrap_or("unmatched"),
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         &method,
         status.as_u16(),
     );
