@@ -64,6 +64,10 @@ use firstcome_engine::{
 use redis::aio::MultiplexedConnection;
 use tokio::runtime::Runtime;
 
+/// The allocator the `firstcome` binary ships with, so the engine is measured as it runs.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const NEVER_RUNS_OUT: u64 = 1_000_000_000;
 const HOT_CLIENTS: [u64; 4] = [1, 8, 64, 512];
 const CLIENTS: u64 = 64;
