@@ -56,10 +56,12 @@ pub fn router(state: AppState, limits: RouterLimits) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state);
-    // Around the whole router, once. `Router::layer` would wrap each route on its own,
-    // and every such wrapper clones a boxed service and boxes a future per request: an
-    // issue request made 114 allocations so, 93 now (docs/performance.md).
+    // Around the whole router, once, as one service. `Router::layer` would wrap each
+    // route on its own, and every such wrapper clones a boxed service and boxes a future
+    // per request: an issue request made 114 allocations so (docs/performance.md).
     let layered = tower::ServiceBuilder::new()
+        // Outermost, so that the request span covers all the rest.
+        .layer(request_id::layers())
         // Defence in depth: a handler bug answers 500 instead of dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -190,14 +192,13 @@ impl Server {
             live_events: config.live_events,
             live_subscribers: Arc::new(tokio::sync::Semaphore::new(config.max_live_subscribers)),
         });
-        // Around the router, not inside it, so that the request span covers all of it.
-        let app = request_id::with_request_ids(router(
+        let app = router(
             state.clone(),
             RouterLimits {
                 max_body_bytes: config.max_body_bytes,
                 request_timeout: Duration::from_secs(config.request_timeout_secs),
             },
-        ));
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let timeout = Duration::from_secs(config.shutdown_timeout_secs);
         let serve_engine = engine.clone();

@@ -10,47 +10,69 @@
 //! replaced, not refused: a bad id is no reason to fail a request, but it must not
 //! reach the logs, where it could forge lines or fields.
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, Request};
 use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 use tower::util::MapRequestLayer;
 use tower_http::LatencyUnit;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{
+    DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, DefaultOnResponse, TraceLayer,
+};
 use tracing::Level;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 const MAX_LEN: usize = 128;
 
-/// `router` with request ids and a span per request, outermost, so that the span covers
-/// everything the router does (metrics, body limits, panics caught).
-pub fn with_request_ids(router: Router) -> Router {
-    // Around the router as one service, not `Router::layer` (which wraps each route and
-    // costs allocations per request; see `crate::router`).
-    Router::new().fallback_service(
-        ServiceBuilder::new()
-            .layer(MapRequestLayer::new(drop_invalid_id))
-            .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(request_span)
-                    // One line per request would be an access log at 100k requests/s:
-                    // debug only (FIRSTCOME_LOG=info,tower_http=debug turns it on).
-                    .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-                    .on_response(
-                        DefaultOnResponse::new()
-                            .level(Level::DEBUG)
-                            .latency_unit(LatencyUnit::Micros),
-                    )
-                    // A 5xx is logged where it happens, with its cause (ApiError::Internal);
-                    // and 503 `overloaded` under load must not flood the log at error level.
-                    .on_failure(()),
-            )
-            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-            .service(router),
-    )
+/// The request-id layers, outermost first: a bad client id dropped, an id set, the
+/// request span, the id copied to the response.
+pub(crate) type RequestIdLayers = ServiceBuilder<
+    Stack<
+        PropagateRequestIdLayer,
+        Stack<
+            RequestTrace,
+            Stack<SetRequestIdLayer<MakeRequestUuid>, Stack<MapRequestLayer<RequestFn>, Identity>>,
+        >,
+    >,
+>;
+
+type RequestFn = fn(Request<Body>) -> Request<Body>;
+
+type RequestTrace = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    fn(&Request<Body>) -> tracing::Span,
+    DefaultOnRequest,
+    DefaultOnResponse,
+    DefaultOnBodyChunk,
+    DefaultOnEos,
+    (),
+>;
+
+/// Request ids and a span per request, for [`crate::router`] to put outermost, so that
+/// the span covers everything the router does (metrics, body limits, panics caught).
+pub(crate) fn layers() -> RequestIdLayers {
+    ServiceBuilder::new()
+        .layer(MapRequestLayer::new(drop_invalid_id as RequestFn))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span as fn(&Request<Body>) -> tracing::Span)
+                // One line per request would be an access log at 100k requests/s:
+                // debug only (FIRSTCOME_LOG=info,tower_http=debug turns it on).
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::DEBUG)
+                        .latency_unit(LatencyUnit::Micros),
+                )
+                // A 5xx is logged where it happens, with its cause (ApiError::Internal);
+                // and 503 `overloaded` under load must not flood the log at error level.
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
 }
 
 fn drop_invalid_id(mut req: Request<Body>) -> Request<Body> {
