@@ -1,7 +1,10 @@
 //! What one durable write costs on this disk, three ways (docs/performance.md, Format 3):
 //! an append plus fdatasync (the file grows: metadata is committed too), an overwrite of
 //! space written ahead plus fdatasync (what the journal does), and sled's `apply_batch`
-//! plus `flush` (what format 2 did per group commit).
+//! plus `flush` (what format 2 did per group commit). And whether syncs overlap
+//! (docs/performance.md, Syncs in flight): 2 and 4 writers at once, each in a file of its
+//! own or a region of one file, and 1 to 3 writers taking the next 4 KiB page of one file
+//! each, as a journal with several groups in flight would.
 //!
 //!   cargo run --release -p firstcome-benches --example fsync_probe -- [DIR] [ROUNDS]
 //!
@@ -52,6 +55,90 @@ fn main() {
         "overwrite written space + fdatasync: {:7.1} µs",
         per_write(t)
     );
+
+    // Two writers at once, each overwriting its own prepared file: whether the disk
+    // makes two groups durable in the time of one (a second commit in flight).
+    for writers in [2usize, 4] {
+        let files: Vec<std::fs::File> = (0..writers)
+            .map(|w| {
+                let f = std::fs::File::create(dir.path().join(format!("parallel{w}"))).unwrap();
+                f.write_all_at(&vec![0u8; rounds * record.len()], 0)
+                    .unwrap();
+                f.sync_all().unwrap();
+                f
+            })
+            .collect();
+        let t = Instant::now();
+        std::thread::scope(|scope| {
+            for f in &files {
+                let record = &record;
+                scope.spawn(move || {
+                    for i in 0..rounds {
+                        f.write_all_at(record, (i * record.len()) as u64).unwrap();
+                        f.sync_data().unwrap();
+                    }
+                });
+            }
+        });
+        println!(
+            "{writers} files at once, per write:        {:7.1} µs ({:.1} µs each)",
+            per_write(t) / writers as f64,
+            per_write(t)
+        );
+        // The same, all in one file, each writer in its own region.
+        let one = std::fs::File::create(dir.path().join(format!("shared{writers}"))).unwrap();
+        one.write_all_at(&vec![0u8; writers * rounds * record.len()], 0)
+            .unwrap();
+        one.sync_all().unwrap();
+        let t = Instant::now();
+        std::thread::scope(|scope| {
+            for w in 0..writers {
+                let (record, one) = (&record, &one);
+                scope.spawn(move || {
+                    for i in 0..rounds {
+                        let at = ((w * rounds + i) * record.len()) as u64;
+                        one.write_all_at(record, at).unwrap();
+                        one.sync_data().unwrap();
+                    }
+                });
+            }
+        });
+        println!(
+            "{writers} regions of one file, per write:  {:7.1} µs ({:.1} µs each)",
+            per_write(t) / writers as f64,
+            per_write(t)
+        );
+    }
+
+    // As the journal with two syncs in flight: one file, records on pages of their own
+    // one after another, each writer taking the next page (an atomic counter).
+    for writers in [1usize, 2, 3] {
+        let one = std::fs::File::create(dir.path().join(format!("pages{writers}"))).unwrap();
+        one.write_all_at(&vec![0u8; (rounds + 8) * 4096], 0)
+            .unwrap();
+        one.sync_all().unwrap();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let t = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..writers {
+                let (record, one, next) = (&record, &one, &next);
+                scope.spawn(move || {
+                    loop {
+                        let page = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if page >= rounds {
+                            return;
+                        }
+                        one.write_all_at(record, (page * 4096) as u64).unwrap();
+                        one.sync_data().unwrap();
+                    }
+                });
+            }
+        });
+        println!(
+            "{writers} writers, next page each:        {:7.1} µs per write",
+            per_write(t)
+        );
+    }
 
     let db = sled::Config::new()
         .path(dir.path().join("sled"))
