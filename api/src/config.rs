@@ -30,6 +30,9 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Open client connections at most (lowered to fit the limit on open files).
     pub max_connections: usize,
+    /// How long a connection over `max_connections` waits for a place before it is
+    /// answered 503 `overloaded`.
+    pub over_cap_wait_ms: u64,
     /// A request's headers must arrive within this; also how long a kept-alive
     /// connection may wait idle for its next request.
     pub header_timeout_secs: u64,
@@ -206,6 +209,7 @@ impl Default for Config {
             issuer_key: None,
             shutdown_timeout_secs: 30,
             max_connections: 4096,
+            over_cap_wait_ms: 1000,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
             queue_deadline_ms: 2000,
@@ -236,6 +240,7 @@ pub struct FileConfig {
     pub issuer_key: Option<String>,
     pub shutdown_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
+    pub over_cap_wait_ms: Option<u64>,
     pub header_timeout_secs: Option<u64>,
     pub request_timeout_secs: Option<u64>,
     pub queue_deadline_ms: Option<u64>,
@@ -428,6 +433,10 @@ impl Config {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(d.max_connections),
+            over_cap_wait_ms: overrides
+                .over_cap_wait_ms
+                .or(file.over_cap_wait_ms)
+                .unwrap_or(d.over_cap_wait_ms),
             header_timeout_secs: overrides
                 .header_timeout_secs
                 .or(file.header_timeout_secs)
@@ -483,6 +492,9 @@ impl Config {
         }
         if !(10..=60_000).contains(&self.live_interval_ms) {
             return bad("live_interval_ms must be 10 to 60000");
+        }
+        if self.over_cap_wait_ms > 60_000 {
+            return bad("over_cap_wait_ms must be at most 60000");
         }
         if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
             return bad("header_timeout_secs and request_timeout_secs must be positive");

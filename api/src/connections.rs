@@ -5,9 +5,10 @@
 //! headers a byte a second keeps its connection forever. This loop is the same hyper
 //! HTTP/1 connection axum uses, with:
 //! - a cap on open connections ([`ConnectionLimits::max_connections`]), kept below the
-//!   descriptor limit (raised to the hard limit at start, [`raise_open_files_limit`]): a
-//!   connection over it is answered `503 overloaded` at once and closed, so there are
-//!   always descriptors left for the store and for accepting;
+//!   descriptor limit (raised to the hard limit at start, [`raise_open_files_limit`]): at
+//!   the cap, new connections wait in the listen queue for a place, and those still
+//!   waiting after [`ConnectionLimits::over_cap_wait`] are accepted, answered `503 overloaded` and closed,
+//!   so there are always descriptors left for the store and for accepting;
 //! - a header-read timeout, which hyper also applies while a kept-alive connection waits
 //!   for its next request: the idle timeout;
 //! - accept errors logged at most once a second.
@@ -20,13 +21,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::error::ApiError;
@@ -38,8 +40,12 @@ pub const RESERVED_DESCRIPTORS: u64 = 256;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// Open client connections at most; one more is answered 503 and closed.
+    /// Open client connections at most; one more waits for a place (`over_cap_wait`).
     pub max_connections: usize,
+    /// How long connections over the cap wait in the listen queue for a place before
+    /// they are accepted, answered `503 overloaded` and closed (by default a second,
+    /// the answer's `Retry-After`).
+    pub over_cap_wait: Duration,
     /// A request's headers must arrive within this, and a kept-alive connection is
     /// closed after this long without a new request.
     pub header_read_timeout: Duration,
@@ -94,6 +100,19 @@ pub async fn serve(
     let refused = metrics::counter!("firstcome_http_connections_refused_total");
     tokio::pin!(stop);
     loop {
+        // At the cap, wait for a place before accepting: meanwhile new connections wait
+        // in the kernel's listen queue, which costs nothing here. Refusing each at once
+        // instead had every client over the cap reconnect at once, and the churn cost
+        // a tenth of the throughput under overload (docs/performance.md, Overload).
+        let place = match permits.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => tokio::select! {
+                p = tokio::time::timeout(limits.over_cap_wait, permits.clone().acquire_owned()) => {
+                    p.ok().and_then(Result::ok)
+                }
+                () = &mut stop => break,
+            },
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -104,26 +123,49 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
-        // Replies are written whole; waiting to fill a segment only delays them.
-        let _ = stream.set_nodelay(true);
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some(permit) = place.or_else(|| permits.clone().try_acquire_owned().ok()) else {
+            // No place for `over_cap_wait`: every connection waiting now is answered 503,
+            // and then the loop waits again.
             refused.increment(1);
             tokio::spawn(refuse(stream));
+            while let Some(Ok((stream, _))) = listener.accept().now_or_never() {
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => serve_one(&http, &graceful, &app, stream, permit),
+                    Err(_) => {
+                        refused.increment(1);
+                        tokio::spawn(refuse(stream));
+                    }
+                }
+            }
             continue;
         };
-        let service = app
-            .clone()
-            .map_request(|req: hyper::Request<Incoming>| req.map(Body::new));
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            // A client's broken connection or timeout: nothing to report.
-            let _ = conn.await;
-            drop(permit);
-        });
+        serve_one(&http, &graceful, &app, stream, permit);
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves one accepted connection in a task of its own, holding its place under the cap
+/// until it closes.
+fn serve_one(
+    http: &hyper::server::conn::http1::Builder,
+    graceful: &GracefulShutdown,
+    app: &Router,
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+) {
+    // Replies are written whole; waiting to fill a segment only delays them.
+    let _ = stream.set_nodelay(true);
+    let service = app
+        .clone()
+        .map_request(|req: hyper::Request<Incoming>| req.map(Body::new));
+    let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        // A client's broken connection or timeout: nothing to report.
+        let _ = conn.await;
+        drop(permit);
+    });
 }
 
 /// The answer to a connection over the cap: `503 overloaded` as every other refusal,

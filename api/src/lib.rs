@@ -208,6 +208,7 @@ impl Server {
                 connections::raise_open_files_limit(),
             ),
             header_read_timeout: Duration::from_secs(config.header_timeout_secs),
+            over_cap_wait: Duration::from_millis(config.over_cap_wait_ms),
         };
         let task = tokio::spawn(async move {
             let shutting_down = state.shutting_down.clone();

@@ -85,6 +85,10 @@ struct ServeArgs {
     /// fit the limit on open files (raised to its hard limit at start). [default: 4096]
     #[arg(long, env = "FIRSTCOME_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Milliseconds a connection over the cap waits for a place before its 503.
+    /// [default: 1000]
+    #[arg(long, env = "FIRSTCOME_OVER_CAP_WAIT_MS")]
+    over_cap_wait_ms: Option<u64>,
     /// Seconds for a request's headers to arrive; also how long a kept-alive
     /// connection may sit idle. [default: 10]
     #[arg(long, env = "FIRSTCOME_HEADER_TIMEOUT_SECS")]
@@ -318,6 +322,7 @@ fn config(args: ServeArgs) -> Result<Config, Box<dyn std::error::Error>> {
         issuer_key: args.issuer_key,
         shutdown_timeout_secs: args.shutdown_timeout_secs,
         max_connections: args.max_connections,
+        over_cap_wait_ms: args.over_cap_wait_ms,
         header_timeout_secs: args.header_timeout_secs,
         request_timeout_secs: args.request_timeout_secs,
         queue_deadline_ms: args.queue_deadline_ms,

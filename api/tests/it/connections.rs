@@ -73,6 +73,44 @@ async fn connections_over_the_cap_are_answered_503_and_the_cap_frees_as_they_clo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_the_cap_waits_for_a_place_and_is_served_when_one_frees() {
+    // A wait far longer than the test: the connection is served by the place that
+    // frees, not by chance of timing.
+    let t = TestServer::start_configured(|c| firstcome_api::Config {
+        max_connections: 2,
+        over_cap_wait_ms: 60_000,
+        ..c
+    })
+    .await;
+    let mut idle = vec![connect(&t).await, connect(&t).await];
+    let mut waiting = connect(&t).await;
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Both places are held: nothing is read from it yet. One goes: it is served.
+    let held = tokio::time::timeout(Duration::from_millis(200), waiting.read_u8()).await;
+    assert!(
+        held.is_err(),
+        "a connection over the cap was answered at once"
+    );
+    // Paired with the accept: the two held connections are both served (a request on
+    // each), so the waiting one is the third, over the cap.
+    for s in &mut idle {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+    }
+    drop(idle.pop());
+    let r = read_to_close(&mut waiting).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.ends_with("ok"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_and_idle_connections_are_closed_after_the_header_timeout() {
     let t = TestServer::start_configured(|c| firstcome_api::Config {
         header_timeout_secs: 1,
