@@ -6,8 +6,9 @@
 #
 # 1. Peak: wrk -c64 for 10 s (every request issues to a new user): coupons/s.
 # 2. Overload: wrk with CONNECTIONS (default 8,000, about twice max_connections) for SECS:
-#    the connections over the cap are answered 503 and closed, and wrk reconnects them at
-#    once, so the server sees a flood of new connections on top of a full house. Reports
+#    the connections over the cap wait in the listen queue for a place, those still
+#    waiting after over_cap_wait_ms are answered 503 and closed, and wrk reconnects them
+#    at once, so the server has a crowd at the door on top of a full house. Reports
 #    the coupons/s issued meanwhile (against the peak), the 503s, wrk's socket errors,
 #    and the server's RSS (sampled every 100 ms) before, at most during, and 10 s after.
 # wrk (not the load generator: one process must hold thousands of sockets) is not
