@@ -5,10 +5,11 @@
 //! headers a byte a second keeps its connection forever. This loop is the same hyper
 //! HTTP/1 connection axum uses, with:
 //! - a cap on open connections ([`ConnectionLimits::max_connections`]), kept below the
-//!   descriptor limit (raised to the hard limit at start, [`raise_open_files_limit`]): at
-//!   the cap, new connections wait in the listen queue for a place, and those still
-//!   waiting after [`ConnectionLimits::over_cap_wait`] are accepted, answered `503 overloaded` and closed,
-//!   so there are always descriptors left for the store and for accepting;
+//!   descriptor limit (raised to the hard limit at start, [`raise_open_files_limit`]): a
+//!   connection over it waits for a place for [`ConnectionLimits::over_cap_wait`], and
+//!   the connections behind it in the listen queue; without one they are answered
+//!   `503 overloaded` and closed, so there are always descriptors left for the store
+//!   and for accepting;
 //! - a header-read timeout, which hyper also applies while a kept-alive connection waits
 //!   for its next request: the idle timeout;
 //! - accept errors logged at most once a second.
@@ -26,7 +27,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
@@ -100,19 +101,6 @@ pub async fn serve(
     let refused = metrics::counter!("firstcome_http_connections_refused_total");
     tokio::pin!(stop);
     loop {
-        // At the cap, wait for a place before accepting: meanwhile new connections wait
-        // in the kernel's listen queue, which costs nothing here. Refusing each at once
-        // instead had every client over the cap reconnect at once, and the churn cost
-        // a tenth of the throughput under overload (docs/performance.md, Overload).
-        let place = match permits.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => tokio::select! {
-                p = tokio::time::timeout(limits.over_cap_wait, permits.clone().acquire_owned()) => {
-                    p.ok().and_then(Result::ok)
-                }
-                () = &mut stop => break,
-            },
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -123,23 +111,46 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
-        let Some(permit) = place.or_else(|| permits.clone().try_acquire_owned().ok()) else {
-            // No place for `over_cap_wait`: every connection waiting now is answered 503,
-            // and then the loop waits again.
-            refused.increment(1);
-            tokio::spawn(refuse(stream));
-            while let Some(Ok((stream, _))) = listener.accept().now_or_never() {
-                match permits.clone().try_acquire_owned() {
-                    Ok(permit) => serve_one(&http, &graceful, &app, stream, permit),
-                    Err(_) => {
-                        refused.increment(1);
-                        tokio::spawn(refuse(stream));
-                    }
+        // Over the cap, the connection waits for a place, and accepting waits with it:
+        // the connections behind it wait in the kernel's listen queue, which costs
+        // nothing here. Refusing each at once instead had every client over the cap
+        // reconnect at once, and that churn cost a tenth of the throughput under
+        // overload (docs/performance.md, Overload). It holds one descriptor, of the
+        // reserved ones.
+        let place = match permits.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => tokio::select! {
+                p = tokio::time::timeout(limits.over_cap_wait, permits.clone().acquire_owned()) => {
+                    p.ok().and_then(Result::ok)
+                }
+                () = &mut stop => break,
+            },
+        };
+        if let Some(permit) = place {
+            serve_one(&http, &graceful, &app, stream, permit);
+            continue;
+        }
+        // No place came: this one and those queued behind it, which have waited as
+        // long or less, are answered 503 (as many as Tokio's accept gives at once
+        // before it yields; the rest wait their turn).
+        refused.increment(1);
+        tokio::spawn(refuse(stream));
+        while let Some(accepted) = listener.accept().now_or_never() {
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    break;
+                }
+            };
+            match permits.clone().try_acquire_owned() {
+                Ok(permit) => serve_one(&http, &graceful, &app, stream, permit),
+                Err(_) => {
+                    refused.increment(1);
+                    tokio::spawn(refuse(stream));
                 }
             }
-            continue;
-        };
-        serve_one(&http, &graceful, &app, stream, permit);
+        }
     }
     drop(listener);
     graceful.shutdown().await;
@@ -169,17 +180,32 @@ fn serve_one(
 }
 
 /// The answer to a connection over the cap: `503 overloaded` as every other refusal,
-/// then closed. Written without reading the request (that is what is refused), with a
-/// deadline, so a client that reads nothing holds the descriptor for a second at most.
+/// then closed, with a deadline, so a client that reads nothing holds the descriptor for
+/// a second at most. The request is not parsed (that is what is refused), but what the
+/// client sent is read and dropped until it closes: a connection closed with unread data
+/// is reset, and a reset can reach the client before the 503 does. Refused connections
+/// have waited for a place, so they have usually sent their request by now.
 async fn refuse(mut stream: TcpStream) {
-    let write = async {
+    let answer = async {
         // One write: with TCP_NODELAY two would be two segments, thousands of times a
         // second under a flood.
         stream.write_all(refusal()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left = REFUSED_READ_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<(), std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
+
+/// The most of a refused connection's bytes read before it is closed anyway.
+const REFUSED_READ_BYTES: usize = 64 * 1024;
 
 /// The whole response `refuse` writes, rendered once.
 fn refusal() -> &'static [u8] {

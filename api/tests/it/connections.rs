@@ -45,6 +45,7 @@ fn status_and_problem(response: &str) -> (u16, Value) {
 async fn connections_over_the_cap_are_answered_503_and_the_cap_frees_as_they_close() {
     let t = TestServer::start_configured(|c| firstcome_api::Config {
         max_connections: 4,
+        over_cap_wait_ms: 100,
         ..c
     })
     .await;
@@ -52,12 +53,24 @@ async fn connections_over_the_cap_are_answered_503_and_the_cap_frees_as_they_clo
     for _ in 0..4 {
         idle.push(connect(&t).await);
     }
-    let mut over = connect(&t).await;
-    let (status, problem) = status_and_problem(&read_to_close(&mut over).await);
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (503, Some("overloaded"))
-    );
+    // Two over the cap, both with their request sent (as a client that waited has): the
+    // first waits for a place, the second behind it in the listen queue; no place
+    // comes, and both hear 503, whole (the unread request does not reset it).
+    let mut over = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(&t).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        over.push(s);
+    }
+    for s in &mut over {
+        let (status, problem) = status_and_problem(&read_to_close(s).await);
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (503, Some("overloaded"))
+        );
+    }
     // One idle connection goes: a new one is served.
     drop(idle.pop());
     let healthy = crate::helpers::eventually("a connection slot to free", || async {

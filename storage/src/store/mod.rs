@@ -142,8 +142,6 @@ impl Store {
             match opened {
                 Ok(db) => return Store::upgrade(db, cfg, sealed, seal),
                 Err(sled::Error::Corruption { at, .. }) => {
-                    // sled got its lock (a held one is an I/O error), so no other process
-                    // is writing a snapshot here now.
                     if let Some(path) = cfg.path.as_deref().filter(|_| !snapshots_cleared) {
                         snapshots_cleared = true;
                         if remove_unfinished_snapshots(path)? > 0 {
@@ -448,7 +446,19 @@ fn apply(
 /// write left one half written, and the next start was refused as a corrupt store
 /// (found by the kill -9 soak, about once in 300 kills). Such a file is never the
 /// snapshot of record: the one before it is still there, with the log after it.
+///
+/// Under sled's own lock on its `db` file (the lock sled takes, `fs2`'s), which its failed
+/// open has let go: another process opening the same store meanwhile writes snapshots
+/// during its open, and the one holding the lock is the only one that may touch them.
+/// Held by another process: nothing is removed (its open decides).
 fn remove_unfinished_snapshots(dir: &Path) -> Result<usize, StorageError> {
+    use fs2::FileExt;
+    let Ok(db) = std::fs::File::open(dir.join("db")) else {
+        return Ok(0);
+    };
+    if db.try_lock_exclusive().is_err() {
+        return Ok(0);
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(_) => return Ok(0),
@@ -458,12 +468,17 @@ fn remove_unfinished_snapshots(dir: &Path) -> Result<usize, StorageError> {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with("snap.") && name.ends_with(".generating") {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| journal::io("removing an unfinished sled snapshot", &e))?;
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                // Gone already: what was wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(journal::io("removing an unfinished sled snapshot", &e)),
+            }
             tracing::warn!(file = %name, "removed a sled snapshot left unfinished by a crash");
             removed += 1;
         }
     }
+    // The lock goes with `db`, before sled opens again.
     Ok(removed)
 }
 
