@@ -133,8 +133,11 @@ pub async fn serve(
         // No place came: this one and those queued behind it, which have waited as
         // long or less, are answered 503 (as many as Tokio's accept gives at once
         // before it yields; the rest wait their turn).
-        refused.increment(1);
-        tokio::spawn(refuse(stream));
+        let refuse_one = |stream| {
+            refused.increment(1);
+            tokio::spawn(refuse(stream));
+        };
+        refuse_one(stream);
         while let Some(accepted) = listener.accept().now_or_never() {
             let stream = match accepted {
                 Ok((stream, _)) => stream,
@@ -145,10 +148,7 @@ pub async fn serve(
             };
             match permits.clone().try_acquire_owned() {
                 Ok(permit) => serve_one(&http, &graceful, &app, stream, permit),
-                Err(_) => {
-                    refused.increment(1);
-                    tokio::spawn(refuse(stream));
-                }
+                Err(_) => refuse_one(stream),
             }
         }
     }

@@ -14,6 +14,21 @@ async fn connect(t: &TestServer) -> TcpStream {
     TcpStream::connect(t.server.addr).await.unwrap()
 }
 
+/// A health check on a kept-alive connection, and one that asks the server to close.
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+const HEALTHZ_CLOSE: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+
+/// A server with `max_connections` open at most, where one over it waits
+/// `over_cap_wait_ms` for a place.
+async fn capped(max_connections: usize, over_cap_wait_ms: u64) -> TestServer {
+    TestServer::start_configured(|c| firstcome_api::Config {
+        max_connections,
+        over_cap_wait_ms,
+        ..c
+    })
+    .await
+}
+
 /// Reads until the server closes the connection (bounded: 20 s), and returns it all.
 async fn read_to_close(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
@@ -43,12 +58,7 @@ fn status_and_problem(response: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_are_answered_503_and_the_cap_frees_as_they_close() {
-    let t = TestServer::start_configured(|c| firstcome_api::Config {
-        max_connections: 4,
-        over_cap_wait_ms: 100,
-        ..c
-    })
-    .await;
+    let t = capped(4, 100).await;
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(connect(&t).await);
@@ -59,9 +69,7 @@ async fn connections_over_the_cap_are_answered_503_and_the_cap_frees_as_they_clo
     let mut over = Vec::new();
     for _ in 0..2 {
         let mut s = connect(&t).await;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        s.write_all(HEALTHZ).await.unwrap();
         over.push(s);
     }
     for s in &mut over {
@@ -75,9 +83,7 @@ async fn connections_over_the_cap_are_answered_503_and_the_cap_frees_as_they_clo
     drop(idle.pop());
     let healthy = crate::helpers::eventually("a connection slot to free", || async {
         let mut s = connect(&t).await;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .ok()?;
+        s.write_all(HEALTHZ_CLOSE).await.ok()?;
         let r = read_to_close(&mut s).await;
         r.starts_with("HTTP/1.1 200").then_some(r)
     })
@@ -89,18 +95,10 @@ async fn connections_over_the_cap_are_answered_503_and_the_cap_frees_as_they_clo
 async fn a_connection_over_the_cap_waits_for_a_place_and_is_served_when_one_frees() {
     // A wait far longer than the test: the connection is served by the place that
     // frees, not by chance of timing.
-    let t = TestServer::start_configured(|c| firstcome_api::Config {
-        max_connections: 2,
-        over_cap_wait_ms: 60_000,
-        ..c
-    })
-    .await;
+    let t = capped(2, 60_000).await;
     let mut idle = vec![connect(&t).await, connect(&t).await];
     let mut waiting = connect(&t).await;
-    waiting
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    waiting.write_all(HEALTHZ_CLOSE).await.unwrap();
     // Both places are held: nothing is read from it yet. One goes: it is served.
     let held = tokio::time::timeout(Duration::from_millis(200), waiting.read_u8()).await;
     assert!(
@@ -110,9 +108,7 @@ async fn a_connection_over_the_cap_waits_for_a_place_and_is_served_when_one_free
     // Paired with the accept: the two held connections are both served (a request on
     // each), so the waiting one is the third, over the cap.
     for s in &mut idle {
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        s.write_all(HEALTHZ).await.unwrap();
         let mut buf = [0u8; 12];
         s.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"HTTP/1.1 200");
@@ -150,9 +146,7 @@ async fn slow_headers_and_idle_connections_are_closed_after_the_header_timeout()
     );
     // A kept-alive connection that sends nothing more is closed too.
     let mut kept = connect(&t).await;
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
+    kept.write_all(HEALTHZ).await.unwrap();
     let all = read_to_close(&mut kept).await;
     assert!(all.starts_with("HTTP/1.1 200"), "{all}");
 }

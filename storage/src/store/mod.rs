@@ -642,15 +642,7 @@ mod tests {
     #[test]
     fn a_snapshot_a_kill_left_half_written_is_removed_and_the_store_opens_whole() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let store = open(dir.path()).unwrap();
-            for seq in 0..3 {
-                let mut w = Writes::new();
-                w.put_coupon(&coupon(seq)).unwrap();
-                store.commit(&mut vec![w], true).unwrap();
-            }
-            store.checkpoint(true).unwrap();
-        }
+        journal_of(dir.path(), 0..3);
         // What a kill during sled's snapshot write leaves: a newer snapshot, half of it.
         let unfinished = dir
             .path()
