@@ -104,3 +104,11 @@ for t in peer-always peer-everysec trivial; do
         'BEGIN {printf "firstcome / %-14s throughput x%.2f   p99 x%.2f\n", t, a/b, c/d}'
 done
 echo "(the trivial baseline decides nothing and stores nothing; its verification is skipped)"
+echo
+# A server answers no faster than the trivial handler, which does only the HTTP and JSON
+# work every server here does, on the same cores as the load generator. So trivial / peer
+# is the most that any ratio firstcome / peer can reach in this run.
+for t in peer-always peer-everysec; do
+    awk -v a="${MT[trivial]}" -v b="${MT[$t]}" -v t="$t" \
+        'BEGIN {printf "ceiling: trivial / %-14s x%.2f  (the most firstcome / %s can reach here)\n", t, a/b, t}'
+done

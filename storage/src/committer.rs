@@ -2,7 +2,7 @@
 //!
 //! Campaign actors never write to sled themselves. They hand the committer a [`Writes`]
 //! list (one decision, made atomic) and a [`Completion`], and go on deciding. The
-//! committer runs on its own OS thread (the journal's fdatasync blocks; a tokio worker
+//! committer runs on its own OS thread (the journal's synced write blocks; a tokio worker
 //! must not sit in it) and loops: take everything queued, apply it as one sled batch and
 //! append it to the journal as one synced record ([`Store::commit`]), then run all the
 //! completions, which send the replies. So a reply never leaves before its state is

@@ -274,9 +274,9 @@ impl Store {
     }
 
     /// Makes the writes of many decisions durable as one group: appends them to the
-    /// journal as one record and waits for its fdatasync (when `durable`), then applies
-    /// them to sled, where readers see them. Empties `groups`. The committer is the
-    /// only caller.
+    /// journal as one record and waits until it is on disk (when `durable`:
+    /// `Journal::append`), then applies them to sled, where readers see them. Empties
+    /// `groups`. The committer is the only caller.
     ///
     /// Journal first, so that sled never holds a write the journal lacks: whatever sled
     /// kept of a group at a crash, replaying the group from the journal completes it.
