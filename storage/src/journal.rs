@@ -21,8 +21,9 @@
 //! CPU on the development machine (docs/performance.md, Direct appends). Direct I/O moves
 //! whole aligned blocks, so the journal keeps the bytes of the block its end lies in
 //! (`Journal::tail`) and rewrites that block with each record, zeros after the record
-//! (past the end nothing is read: see below). The bytes on disk are the same as with
-//! buffered writes, so the format does not change. A filesystem that refuses direct I/O
+//! (past the end nothing is read: see below). Records lie on disk as buffered writes
+//! left them, so the format does not change; only the zeros may erase, in that last
+//! block, older records a restart left behind, which reading skips anyway. A filesystem that refuses direct I/O
 //! (tmpfs before Linux 6.6, some network filesystems) gets buffered writes and fdatasync,
 //! as before.
 //!
@@ -66,6 +67,14 @@ pub(crate) struct Journal {
     tail: Vec<u8>,
     /// Reused for direct writes: big enough for an aligned run of blocks inside it.
     scratch: Vec<u8>,
+    /// Appends written direct, for the tests: a direct path that fell back unseen would
+    /// still read back whole.
+    #[cfg(test)]
+    direct_appends: usize,
+    /// Tests: shift the direct write's buffer off its alignment, so that the kernel
+    /// refuses it (EINVAL) and the fall-back runs for real.
+    #[cfg(test)]
+    misalign: bool,
     /// Where the next record goes.
     end: u64,
     /// The file's bytes `0..prepared` are written (records or zeros): a record that fits
@@ -110,6 +119,10 @@ impl Journal {
             direct,
             tail: Vec::with_capacity(BLOCK_BYTES),
             scratch: Vec::new(),
+            #[cfg(test)]
+            direct_appends: 0,
+            #[cfg(test)]
+            misalign: false,
             end: 0,
             prepared: bytes.len() as u64,
         };
@@ -154,8 +167,8 @@ impl Journal {
 
     /// Writes `record` at `end` with one `O_DIRECT | O_DSYNC` write of the blocks it
     /// touches: the tail kept before it, the record, zeros to the end of its last block.
-    /// Returns once it is durable, or `false` if appends are not written direct (then
-    /// nothing was written).
+    /// Returns once it is durable, or `false` if it was not written direct (then the
+    /// caller writes it buffered).
     fn write_direct(&mut self, record: &[u8]) -> Result<bool, StorageError> {
         let Some(direct) = &self.direct else {
             return Ok(false);
@@ -175,6 +188,8 @@ impl Journal {
         // `align_offset` may decline (usize::MAX); then the write is buffered, as it is
         // where the kernel refuses the alignment (EINVAL, below).
         let at = self.scratch.as_ptr().align_offset(BLOCK_BYTES);
+        #[cfg(test)]
+        let at = at.saturating_add(usize::from(self.misalign));
         let Some(buf) = at
             .checked_add(len)
             .and_then(|to| self.scratch.get_mut(at..to))
@@ -187,9 +202,17 @@ impl Journal {
         // older records a restart left behind) needs no keeping.
         buf[used..].fill(0);
         match direct.write_all_at(buf, start) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                #[cfg(test)]
+                {
+                    self.direct_appends += 1;
+                }
+                Ok(true)
+            }
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                // The filesystem took the flag but not the write: nothing was written.
+                // The filesystem took the flag but not the write. What went out before
+                // (`write_all_at` goes on after a short write) is the same bytes the
+                // buffered write puts there.
                 tracing::warn!(error = %e, "the journal cannot be written direct; appends are buffered and fdatasync'd from now on");
                 self.direct = None;
                 Ok(false)
@@ -433,8 +456,10 @@ mod tests {
     fn after_a_restart_the_older_records_left_behind_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, _) = journal_at(dir.path());
+        // Over several blocks: the new records' last block is zeroed after them, the
+        // older records in the blocks beyond stay whole.
         for lsn in 1..=10 {
-            j.append(lsn, b"an older group, long").unwrap();
+            j.append(lsn, &[b'o'; 1000]).unwrap();
         }
         j.restart();
         assert_eq!(j.len(), 0);
@@ -443,6 +468,15 @@ mod tests {
         drop(j);
         let (_, found) = journal_at(dir.path());
         assert_eq!(lsns(&found), [11, 12]);
+        let bytes = std::fs::read(dir.path().join("journal")).unwrap();
+        let older_whole = (HEADER_BYTES..bytes.len())
+            .filter_map(|at| record_at(&bytes, at))
+            .filter(|(lsn, _, _)| *lsn <= 10)
+            .count();
+        assert!(
+            older_whole >= 5,
+            "only {older_whole} older records left to skip"
+        );
         // The older records behind are whole, and all below the last one read.
         assert_eq!(highest(dir.path()), Some(12));
     }
@@ -462,7 +496,13 @@ mod tests {
             let Some(fs) = fields.get(dash + 1) else {
                 continue;
             };
-            if dir.starts_with(point) && best.as_ref().is_none_or(|(len, _)| point.len() >= *len) {
+            // mountinfo writes these as octal escapes.
+            let point = point
+                .replace("\\040", " ")
+                .replace("\\011", "\t")
+                .replace("\\012", "\n")
+                .replace("\\134", "\\");
+            if dir.starts_with(&point) && best.as_ref().is_none_or(|(len, _)| point.len() >= *len) {
                 best = Some((point.len(), (*fs).to_string()));
             }
         }
@@ -477,10 +517,10 @@ mod tests {
         let sizes = [
             1,
             BLOCK_BYTES - 2 * header - 1, // the block's end
-            1,                            // across it
-            3 * BLOCK_BYTES + 17,         // across several
+            1,                            // a block's start, nothing kept before it
+            3 * BLOCK_BYTES + 17,         // across several, after a kept tail
             0,
-            BLOCK_BYTES - header,
+            BLOCK_BYTES - header, // across one, after a kept tail
             5,
         ];
         let mut written = Vec::new();
@@ -500,13 +540,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, _) = journal_at(dir.path());
         let fs = filesystem_of(dir.path());
-        if ["ext4", "xfs", "btrfs"].contains(&fs.as_str()) {
+        let disk = ["ext4", "xfs", "btrfs"].contains(&fs.as_str());
+        let written = append_awkward_sizes(&mut j, None);
+        if disk {
             assert!(
                 j.is_direct(),
                 "the journal fell back to buffered writes on {fs}"
             );
+            assert_eq!(
+                j.direct_appends,
+                written.len(),
+                "appends not written direct"
+            );
         }
-        let written = append_awkward_sizes(&mut j, None);
         drop(j);
         let (_, found) = journal_at(dir.path());
         let payloads: Vec<Vec<u8>> = found.into_iter().map(|e| e.payload).collect();
@@ -517,14 +563,40 @@ mod tests {
     fn a_journal_that_falls_back_to_buffered_writes_goes_on_whole() {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, _) = journal_at(dir.path());
-        // From the fourth record on, as after a filesystem refused a direct write
-        // (`write_direct`): the tail kept by the direct appends carries over.
+        // From the fourth record on, as after a filesystem refused a direct write:
+        // records written buffered after direct ones make one journal.
         let written = append_awkward_sizes(&mut j, Some(3));
         assert!(!j.is_direct());
         drop(j);
         let (_, found) = journal_at(dir.path());
         let payloads: Vec<Vec<u8>> = found.into_iter().map(|e| e.payload).collect();
         assert_eq!(payloads, written);
+    }
+
+    #[test]
+    fn a_direct_write_the_kernel_refuses_is_written_buffered_and_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = journal_at(dir.path());
+        if !j.is_direct() {
+            // No direct I/O here at all: the fall-back at open is all there is.
+            return;
+        }
+        j.append(1, b"direct").unwrap();
+        assert_eq!(j.direct_appends, 1);
+        // A misaligned buffer: the kernel answers EINVAL, as a filesystem that takes
+        // O_DIRECT at open but not the write would.
+        j.misalign = true;
+        j.append(2, &[b'b'; 5000]).unwrap();
+        assert!(!j.is_direct(), "EINVAL did not switch to buffered writes");
+        assert_eq!(j.direct_appends, 1);
+        j.append(3, b"buffered").unwrap();
+        drop(j);
+        let (_, found) = journal_at(dir.path());
+        let payloads: Vec<Vec<u8>> = found.into_iter().map(|e| e.payload).collect();
+        assert_eq!(
+            payloads,
+            [b"direct".to_vec(), vec![b'b'; 5000], b"buffered".to_vec()]
+        );
     }
 
     #[test]
