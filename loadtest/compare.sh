@@ -33,7 +33,8 @@ start_redis() { # name fsync -> sets REDIS_PORT
     REDIS_PORT=$port
 }
 
-start_peer() { # redis port (empty: trivial) -> prints url
+start_peer() { # redis port (empty: trivial) -> sets PEER_URL
+    # Not called in $(...): a subshell's PIDS+= would be lost, and the peer left running.
     local port
     port=$(free_port)
     if [ -n "$1" ]; then
@@ -44,14 +45,14 @@ start_peer() { # redis port (empty: trivial) -> prints url
     fi
     PIDS+=($!)
     wait_port "$port"
-    echo "http://127.0.0.1:$port"
+    PEER_URL="http://127.0.0.1:$port"
 }
 
 start_redis always always; REDIS_ALWAYS=$REDIS_PORT
 start_redis everysec everysec; REDIS_EVERYSEC=$REDIS_PORT
-PEER_ALWAYS=$(start_peer "$REDIS_ALWAYS")
-PEER_EVERYSEC=$(start_peer "$REDIS_EVERYSEC")
-TRIVIAL=$(start_peer "")
+start_peer "$REDIS_ALWAYS"; PEER_ALWAYS=$PEER_URL
+start_peer "$REDIS_EVERYSEC"; PEER_EVERYSEC=$PEER_URL
+start_peer ""; TRIVIAL=$PEER_URL
 
 SCEN=(--scenario custom --stock "$STOCK" --users "$USERS" --repeats 1 --campaigns 1
       --connections "$CONNECTIONS")
