@@ -405,6 +405,11 @@ mod tests {
         Journal::open(&dir.join("journal")).unwrap().2
     }
 
+    /// The payloads a new open of the journal in `dir` reads back, in order.
+    fn payloads_at(dir: &Path) -> Vec<Vec<u8>> {
+        journal_at(dir).1.into_iter().map(|e| e.payload).collect()
+    }
+
     fn lsns(entries: &[Entry]) -> Vec<u64> {
         entries.iter().map(|e| e.lsn).collect()
     }
@@ -554,8 +559,7 @@ mod tests {
             );
         }
         drop(j);
-        let (_, found) = journal_at(dir.path());
-        let payloads: Vec<Vec<u8>> = found.into_iter().map(|e| e.payload).collect();
+        let payloads = payloads_at(dir.path());
         assert_eq!(payloads, written);
     }
 
@@ -568,8 +572,7 @@ mod tests {
         let written = append_awkward_sizes(&mut j, Some(3));
         assert!(!j.is_direct());
         drop(j);
-        let (_, found) = journal_at(dir.path());
-        let payloads: Vec<Vec<u8>> = found.into_iter().map(|e| e.payload).collect();
+        let payloads = payloads_at(dir.path());
         assert_eq!(payloads, written);
     }
 
@@ -591,8 +594,7 @@ mod tests {
         assert_eq!(j.direct_appends, 1);
         j.append(3, b"buffered").unwrap();
         drop(j);
-        let (_, found) = journal_at(dir.path());
-        let payloads: Vec<Vec<u8>> = found.into_iter().map(|e| e.payload).collect();
+        let payloads = payloads_at(dir.path());
         assert_eq!(
             payloads,
             [b"direct".to_vec(), vec![b'b'; 5000], b"buffered".to_vec()]
